@@ -1,0 +1,44 @@
+"""Command line of ``data_prep``: one sub-command per module.
+
+Every sub-command module exposes ``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int``
+(the process exit code). Modules are imported lazily, so ``--help`` stays fast and one sub-command's optional
+dependencies never break another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+__all__ = ["main", "build_parser"]
+
+# sub-command name -> module that implements it
+SUBCOMMANDS = {
+    "prepare": "data_prep.commands.prepare",
+    "import": "data_prep.commands.import_dataset",
+    "demo": "data_prep.commands.demo",
+    "samples": "data_prep.commands.samples",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m data_prep",
+        description="Turn DICOM series and NIfTI/NRRD/MHA files into training-ready 2 mm isotropic volumes.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = module.add_parser(sub)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return int(args._run(args))

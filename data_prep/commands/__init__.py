@@ -1,0 +1,1 @@
+"""Sub-commands of ``python -m data_prep`` (one module each)."""

@@ -1,0 +1,26 @@
+"""Shared pytest fixtures and helpers for satgate-monai's tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the calling test with ``reason``; under CI (``CI=true``) fail instead, because CI must not skip it."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The project's ``../shared`` folder (offline data notes and the bundle metadata schema)."""
+    if not SHARED_DIR.is_dir():
+        skip_or_fail(f"{SHARED_DIR} is absent: it sits beside the checkout on the developers' machines and in CI")
+    return SHARED_DIR
