@@ -1,0 +1,7 @@
+"""Building blocks of satgate-monai's networks."""
+
+from __future__ import annotations
+
+from satgate_monai.networks.blocks.skip_gates import ATGate, OrgGate, SATGate, SelectionWeights, STGate
+
+__all__ = ["ATGate", "OrgGate", "SATGate", "STGate", "SelectionWeights"]

@@ -1,0 +1,188 @@
+"""SATUNet: the classic U-Net (Ronneberger et al., 2015) with a Select-Attend-Transfer gate on every skip.
+
+Encoder stage: two ``conv - norm - act`` layers (``kernel_size``), preceded by max-pooling (``strides``) from the
+second stage on. Decoder stage: transposed convolution up, ``gate(skip)``, concatenation, two conv layers. The decoder
+sizes its input from ``gate.out_channels``, so ``skip_gate="org"`` gives the plain U-Net exactly and ``"sat"``/``"at"``
+concatenate a single channel (Taghanaki et al., MLMI 2019, arXiv:1804.05181, Fig. 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.networks.blocks import Convolution
+from monai.networks.layers.factories import Pool
+from torch import nn
+
+from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
+from satgate_monai.networks.init import init_weights
+
+__all__ = ["SATUNet"]
+
+
+def _double_conv(spatial_dims, in_channels, out_channels, kernel_size, act, norm, dropout, bias) -> nn.Sequential:
+    """Two ``conv - norm - dropout - act`` layers, shape ``(N, in, *S) -> (N, out, *S)``."""
+    return nn.Sequential(
+        Convolution(spatial_dims, in_channels, out_channels, kernel_size=kernel_size, act=act, norm=norm,
+                    dropout=dropout, bias=bias),
+        Convolution(spatial_dims, out_channels, out_channels, kernel_size=kernel_size, act=act, norm=norm,
+                    dropout=dropout, bias=bias),
+    )
+
+
+class _EncoderStage(nn.Module):
+    """Optional max-pool down, then a double convolution."""
+
+    def __init__(self, spatial_dims, in_channels, out_channels, stride, kernel_size, act, norm, dropout, bias) -> None:
+        super().__init__()
+        self.down = Pool[Pool.MAX, spatial_dims](kernel_size=stride, stride=stride) if stride > 1 else nn.Identity()
+        self.conv = _double_conv(spatial_dims, in_channels, out_channels, kernel_size, act, norm, dropout, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.down(x))
+
+
+class _DecoderStage(nn.Module):
+    """Upsample, gate the skip, concatenate, double convolution.
+
+    Shapes: ``x (N, in, *S/stride)`` and ``skip (N, skip, *S)`` -> ``(N, out, *S)``.
+    """
+
+    def __init__(self, spatial_dims, in_channels, skip_channels, out_channels, stride, kernel_size, up_kernel_size,
+                 act, norm, dropout, bias, gate: GateSpec) -> None:
+        super().__init__()
+        padding = (up_kernel_size - stride + 1) // 2  # output size is exactly ``stride`` times the input size
+        self.up = Convolution(spatial_dims, in_channels, out_channels, strides=stride, kernel_size=up_kernel_size,
+                              act=act, norm=norm, dropout=dropout, bias=bias, is_transposed=True, padding=padding,
+                              output_padding=stride - up_kernel_size + 2 * padding)
+        self.gate = build_skip_gate(gate, spatial_dims, skip_channels)
+        self.conv = _double_conv(spatial_dims, out_channels + self.gate.out_channels, out_channels, kernel_size, act,
+                                 norm, dropout, bias)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([self.up(x), self.gate(skip)], dim=1))
+
+
+class SATUNet(nn.Module):
+    """U-Net whose skip connections pass through a Select-Attend-Transfer gate.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels.
+        out_channels: output channels (classes, logits).
+        channels: feature widths per level, e.g. ``(32, 64, 128, 256)``; at least two levels.
+        strides: down-sampling factor between consecutive levels, ``len(channels) - 1`` positive ints.
+            Defaults to 2 everywhere.
+        kernel_size: convolution kernel size. Defaults to 3.
+        up_kernel_size: transposed-convolution kernel size; at least the stride. Defaults to 2.
+        act: activation name or ``(name, kwargs)``. Defaults to ``"relu"``.
+        norm: normalisation name or ``(name, kwargs)``; the paper puts batch norm after every convolution.
+            Defaults to ``"batch"``.
+        dropout: dropout probability. Defaults to 0.
+        bias: whether convolutions have a bias. Defaults to True.
+        skip_gate: ``"sat" | "st" | "at" | "org"`` or ``(name, kwargs)``. Defaults to ``"sat"``.
+        init: ``"glorot"`` (the paper), ``"kaiming"`` or ``"default"``. Defaults to ``"glorot"``.
+
+    Input size rule: every spatial size must be divisible by ``prod(strides)``; other sizes raise ``ValueError``.
+
+    Shapes:
+        ``(N, in_channels, *S) -> (N, out_channels, *S)``.
+
+    Example::
+
+        >>> net = SATUNet(spatial_dims=2, in_channels=3, out_channels=2, channels=(16, 32, 64))
+        >>> net(torch.rand(1, 3, 64, 64)).shape
+        torch.Size([1, 2, 64, 64])
+    """
+
+    __jit_unused_properties__ = ["gates"]
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        channels: Sequence[int] = (32, 64, 128, 256, 512),
+        strides: Sequence[int] | None = None,
+        kernel_size: int = 3,
+        up_kernel_size: int = 2,
+        act: str | tuple = "relu",
+        norm: str | tuple = "batch",
+        dropout: float = 0.0,
+        bias: bool = True,
+        skip_gate: GateSpec = "sat",
+        init: str = "glorot",
+    ) -> None:
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        channels = tuple(channels)
+        if len(channels) < 2 or any(not isinstance(c, int) or c < 1 for c in channels):
+            raise ValueError(f"channels must hold at least two positive ints, got {channels!r}.")
+        strides = tuple(strides) if strides is not None else (2,) * (len(channels) - 1)
+        if len(strides) != len(channels) - 1 or any(not isinstance(s, int) or s < 1 for s in strides):
+            raise ValueError(
+                f"strides must hold len(channels) - 1 = {len(channels) - 1} positive ints, got {strides!r}."
+            )
+        if up_kernel_size < max(strides):
+            raise ValueError(f"up_kernel_size must be >= the largest stride {max(strides)}, got {up_kernel_size!r}.")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}.")
+        self.skip_gate_name = gate_name(skip_gate)
+        self.spatial_dims = spatial_dims
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.channels = channels
+        self.strides = strides
+        self.size_divisor = int(torch.tensor(strides).prod().item())
+
+        self.encoder = nn.ModuleList()
+        previous = in_channels
+        for level, width in enumerate(channels):
+            stride = 1 if level == 0 else strides[level - 1]
+            self.encoder.append(
+                _EncoderStage(spatial_dims, previous, width, stride, kernel_size, act, norm, dropout, bias)
+            )
+            previous = width
+        # decoder stages from the deepest skip up to the first
+        self.decoder = nn.ModuleList(
+            _DecoderStage(spatial_dims, channels[level + 1], channels[level], channels[level], strides[level],
+                          kernel_size, up_kernel_size, act, norm, dropout, bias, skip_gate)
+            for level in reversed(range(len(channels) - 1))
+        )
+        self.head = Convolution(spatial_dims, channels[0], out_channels, kernel_size=1, conv_only=True, bias=True)
+        init_weights(self, init)
+        # the gates keep their own Glorot init of K (init_weights re-draws it with the same scheme when "glorot")
+
+    @property
+    def gates(self) -> list[nn.Module]:
+        """The skip gates, from the shallowest skip to the deepest."""
+        return [stage.gate for stage in reversed(self.decoder)]
+
+    @torch.jit.unused
+    def check_input_size(self, spatial_shape: Sequence[int]) -> None:
+        """Raise ``ValueError`` unless every spatial size is divisible by ``prod(strides)``."""
+        bad = [s for s in spatial_shape if s % self.size_divisor != 0]
+        if len(spatial_shape) != self.spatial_dims or bad:
+            raise ValueError(
+                f"SATUNet takes {self.spatial_dims}D inputs whose spatial sizes are multiples of "
+                f"{self.size_divisor} (prod(strides)={self.strides}), got spatial shape {tuple(spatial_shape)}."
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            self.check_input_size(x.shape[2:])
+        skips: list[torch.Tensor] = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+        depth = len(skips)
+        i = 0
+        for stage in self.decoder:
+            x = stage(x, skips[depth - 2 - i])
+            i += 1
+        return self.head(x)
