@@ -1,0 +1,88 @@
+"""Per-case ``report.csv``: what was read, what was written, how long it took, and why a case failed.
+
+Columns: ``case, status, source_spacing, source_size, source_orientation, output_size, seconds, error`` where status
+is ``ok`` (written in this run), ``skipped`` (complete outputs from an earlier run were kept) or ``failed`` (``error``
+says why; nothing was written for that case). Sizes and spacings are ``x`` separated in (x, y, z) order, spacing in
+mm; orientation is the DICOM-style code of the direction cosines (e.g. ``LPS``), with ``oblique`` appended when the
+axes are not aligned with the patient axes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from data_prep.atomic import atomic_write_text
+
+__all__ = ["CaseResult", "REPORT_COLUMNS", "write_report", "read_report", "format_tuple"]
+
+STATUSES = ("ok", "failed", "skipped")
+
+
+@dataclass
+class CaseResult:
+    """One row of ``report.csv`` (all strings are already formatted; ``seconds`` is wall time for the case)."""
+
+    case: str
+    status: str
+    source_spacing: str = ""
+    source_size: str = ""
+    source_orientation: str = ""
+    output_size: str = ""
+    seconds: float = 0.0
+    error: str = ""
+    # not written to the csv: relative output paths for the datalist
+    image: str = ""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+
+REPORT_COLUMNS = ("case", "status", "source_spacing", "source_size", "source_orientation", "output_size", "seconds",
+                  "error")
+
+
+def format_tuple(values: Iterable[float | int], digits: int = 4) -> str:
+    """(0.703125, 0.703125, 5.0) -> ``"0.7031x0.7031x5"``."""
+    out = []
+    for v in values:
+        if isinstance(v, int) or float(v).is_integer():
+            out.append(str(int(v)))
+        else:
+            out.append(f"{float(v):.{digits}f}".rstrip("0").rstrip("."))
+    return "x".join(out)
+
+
+def write_report(path: str | os.PathLike, rows: Iterable[CaseResult]) -> Path:
+    """Write ``rows`` (sorted by case) to ``path`` as CSV, atomically; return the path."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in sorted(rows, key=lambda r: r.case):
+        d = asdict(r)
+        d["seconds"] = f"{r.seconds:.3f}"
+        d["error"] = " ".join(r.error.split())  # one line per case
+        writer.writerow({k: d[k] for k in REPORT_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+    return Path(path)
+
+
+def read_report(path: str | os.PathLike) -> list[CaseResult]:
+    """Read a ``report.csv`` written by :func:`write_report` (missing file: empty list)."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    names = {f.name for f in fields(CaseResult)}
+    rows = []
+    with open(p, newline="", encoding="utf-8") as f:
+        for d in csv.DictReader(f):
+            kw = {k: v for k, v in d.items() if k in names}
+            kw["seconds"] = float(kw.get("seconds") or 0.0)
+            rows.append(CaseResult(**kw))
+    return rows
