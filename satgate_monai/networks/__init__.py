@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from satgate_monai.networks.blocks import ATGate, OrgGate, SATGate, SelectionWeights, STGate
 from satgate_monai.networks.factories import SKIP_GATE_NAMES, SkipGate, build_skip_gate, gate_name
+from satgate_monai.networks.fold import fold_gates
+from satgate_monai.networks.inspection import (
+    attention_maps,
+    gate_modules,
+    selection_weights,
+    switched_off_fraction,
+    switched_off_fractions,
+)
 from satgate_monai.networks.layers import TReLU, trelu
+from satgate_monai.networks.nets import SATFCDenseNet, SATUNet, SATVNet
 
 __all__ = [
     "ATGate",
@@ -12,10 +21,19 @@ __all__ = [
     "SATGate",
     "STGate",
     "SelectionWeights",
+    "SATFCDenseNet",
+    "SATUNet",
+    "SATVNet",
     "SKIP_GATE_NAMES",
     "SkipGate",
     "TReLU",
+    "attention_maps",
     "build_skip_gate",
+    "fold_gates",
+    "gate_modules",
     "gate_name",
+    "selection_weights",
+    "switched_off_fraction",
+    "switched_off_fractions",
     "trelu",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from satgate_monai.networks.nets.sat_fcdensenet import FCDENSENET_PRESETS, SATFCDenseNet
 from satgate_monai.networks.nets.sat_unet import SATUNet
+from satgate_monai.networks.nets.sat_vnet import SATVNet
 
-__all__ = ["SATUNet"]
+__all__ = ["FCDENSENET_PRESETS", "SATFCDenseNet", "SATUNet", "SATVNet"]

@@ -8,6 +8,7 @@ concatenate a single channel (Taghanaki et al., MLMI 2019, arXiv:1804.05181, Fig
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -15,6 +16,7 @@ from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Pool
 from torch import nn
 
+from satgate_monai.networks.blocks.utils import check_spatial_shape
 from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
 from satgate_monai.networks.init import init_weights
 
@@ -84,7 +86,8 @@ class SATUNet(nn.Module):
         skip_gate: ``"sat" | "st" | "at" | "org"`` or ``(name, kwargs)``. Defaults to ``"sat"``.
         init: ``"glorot"`` (the paper), ``"kaiming"`` or ``"default"``. Defaults to ``"glorot"``.
 
-    Input size rule: every spatial size must be divisible by ``prod(strides)``; other sizes raise ``ValueError``.
+    Input size rule: every spatial size must be a positive multiple of ``prod(strides)``; other sizes raise
+    ``ValueError``, also from a TorchScript-compiled network.
 
     Shapes:
         ``(N, in_channels, *S) -> (N, out_channels, *S)``.
@@ -138,7 +141,7 @@ class SATUNet(nn.Module):
         self.out_channels = out_channels
         self.channels = channels
         self.strides = strides
-        self.size_divisor = int(torch.tensor(strides).prod().item())
+        self.size_divisor = math.prod(strides)
 
         self.encoder = nn.ModuleList()
         previous = in_channels
@@ -165,17 +168,11 @@ class SATUNet(nn.Module):
 
     @torch.jit.unused
     def check_input_size(self, spatial_shape: Sequence[int]) -> None:
-        """Raise ``ValueError`` unless every spatial size is divisible by ``prod(strides)``."""
-        bad = [s for s in spatial_shape if s % self.size_divisor != 0]
-        if len(spatial_shape) != self.spatial_dims or bad:
-            raise ValueError(
-                f"SATUNet takes {self.spatial_dims}D inputs whose spatial sizes are multiples of "
-                f"{self.size_divisor} (prod(strides)={self.strides}), got spatial shape {tuple(spatial_shape)}."
-            )
+        """Raise ``ValueError`` unless every spatial size is a positive multiple of ``prod(strides)``."""
+        check_spatial_shape([int(s) for s in spatial_shape], self.spatial_dims, self.size_divisor, "SATUNet")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting():
-            self.check_input_size(x.shape[2:])
+        check_spatial_shape(list(x.shape[2:]), self.spatial_dims, self.size_divisor, "SATUNet")
         skips: list[torch.Tensor] = []
         for stage in self.encoder:
             x = stage(x)

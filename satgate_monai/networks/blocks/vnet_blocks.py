@@ -1,0 +1,143 @@
+"""V-Net building blocks (Milletari et al., "V-Net", 3DV 2016): residual convolution stages, strided-conv down,
+transposed-conv up with a gated skip.
+
+Every convolution is ``conv - norm - dropout - act`` (MONAI's ``Convolution``); a residual stage adds its input to the
+output of its last convolution before that convolution's activation, as in He et al. (2016).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.networks.blocks import Convolution
+from monai.networks.layers.utils import get_act_layer
+from torch import nn
+
+from satgate_monai.networks.blocks.utils import ActSpec, channel_act, transposed_padding
+from satgate_monai.networks.factories import GateSpec, build_skip_gate
+
+__all__ = ["ResidualStage", "VNetDownStage", "VNetUpStage"]
+
+
+class ResidualStage(nn.Module):
+    """``num_convs`` convolutions (``kernel_size``) with a residual shortcut: ``act(convs(x) + shortcut(x))``.
+
+    The shortcut is the identity when ``in_channels == out_channels``. Otherwise it is parameter-free when it can be:
+    ``"repeat"`` tiles the input channels (V-Net's input stage: a 1-channel volume copied 16 times) and ``"pad"``
+    appends zero channels (a decoder stage whose skip went through a one-channel gate); ``"project"`` is a 1x1
+    convolution, used when neither fits.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels.
+        out_channels: output channels (of every convolution).
+        num_convs: number of convolutions, at least 1.
+        kernel_size: convolution kernel size (5 in V-Net).
+        act: activation (per-channel PReLU in V-Net).
+        norm: normalisation after each convolution.
+        dropout: dropout probability after each convolution.
+        bias: convolution bias.
+        shortcut: ``"pad"``, ``"repeat"`` or ``"project"``, used only when the channel counts differ.
+
+    Shapes:
+        ``(N, in_channels, *S) -> (N, out_channels, *S)``.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        num_convs: int,
+        kernel_size: int,
+        act: ActSpec,
+        norm: ActSpec,
+        dropout: float,
+        bias: bool,
+        shortcut: str = "pad",
+    ) -> None:
+        super().__init__()
+        if num_convs < 1:
+            raise ValueError(f"a V-Net stage needs at least one convolution, got num_convs={num_convs!r}.")
+        act = channel_act(act, out_channels)
+        convs = []
+        for i in range(num_convs):
+            convs.append(
+                Convolution(spatial_dims, in_channels if i == 0 else out_channels, out_channels,
+                            kernel_size=kernel_size, act=act if i < num_convs - 1 else None, norm=norm,
+                            dropout=dropout, bias=bias)
+            )
+        self.convs = nn.Sequential(*convs)
+        self.act = get_act_layer(act) if act is not None else nn.Identity()
+        self.repeats = 0
+        self.pad = 0
+        self.project: nn.Module = nn.Identity()
+        self.use_projection = False
+        if in_channels != out_channels:
+            if shortcut == "repeat" and out_channels % in_channels == 0:
+                self.repeats = out_channels // in_channels
+            elif shortcut == "pad" and out_channels > in_channels:
+                self.pad = out_channels - in_channels
+            else:
+                self.project = Convolution(spatial_dims, in_channels, out_channels, kernel_size=1, conv_only=True,
+                                           bias=bias)
+                self.use_projection = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.convs(x)
+        if self.use_projection:
+            res = self.project(x)
+        elif self.repeats > 0:
+            res = x.repeat([1, self.repeats] + [1] * (x.dim() - 2))
+        elif self.pad > 0:
+            res = F.pad(x, [0, 0] * (x.dim() - 2) + [0, self.pad])
+        else:
+            res = x
+        return self.act(y + res)
+
+
+class VNetDownStage(nn.Module):
+    """Strided convolution down (kernel = stride, V-Net's 2x2x2 stride 2) then a residual stage.
+
+    Shapes:
+        ``(N, in_channels, *S) -> (N, out_channels, *S / stride)``.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, stride: int, num_convs: int,
+                 kernel_size: int, act: ActSpec, norm: ActSpec, dropout: float, bias: bool) -> None:
+        super().__init__()
+        self.down = Convolution(spatial_dims, in_channels, out_channels, strides=stride, kernel_size=stride,
+                                padding=0, act=channel_act(act, out_channels), norm=norm, dropout=dropout, bias=bias)
+        self.stage = ResidualStage(spatial_dims, out_channels, out_channels, num_convs, kernel_size, act, norm,
+                                   dropout, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stage(self.down(x))
+
+
+class VNetUpStage(nn.Module):
+    """Transposed convolution up, ``gate(skip)``, concatenation, residual stage.
+
+    The up-sampled features have ``skip_channels`` channels and the stage is ``2 * skip_channels`` wide, as in V-Net;
+    with a one-channel gate (``sat``/``at``) the stage's first convolution takes ``skip_channels + 1`` channels and
+    the shortcut zero-pads the concatenation to the stage width (parameter-free, so only that convolution shrinks).
+
+    Shapes:
+        ``x (N, in_channels, *S / stride)`` and ``skip (N, skip_channels, *S)`` -> ``(N, 2 * skip_channels, *S)``.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, skip_channels: int, stride: int, num_convs: int,
+                 kernel_size: int, up_kernel_size: int, act: ActSpec, norm: ActSpec, dropout: float, bias: bool,
+                 gate: GateSpec) -> None:
+        super().__init__()
+        padding, output_padding = transposed_padding(up_kernel_size, stride)
+        self.out_channels = 2 * skip_channels
+        self.up = Convolution(spatial_dims, in_channels, skip_channels, strides=stride, kernel_size=up_kernel_size,
+                              act=channel_act(act, skip_channels), norm=norm, dropout=dropout, bias=bias,
+                              is_transposed=True, padding=padding, output_padding=output_padding)
+        self.gate = build_skip_gate(gate, spatial_dims, skip_channels)
+        self.stage = ResidualStage(spatial_dims, skip_channels + self.gate.out_channels, self.out_channels, num_convs,
+                                   kernel_size, act, norm, dropout, bias, shortcut="pad")
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.stage(torch.cat([self.up(x), self.gate(skip)], dim=1))

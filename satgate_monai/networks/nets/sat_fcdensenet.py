@@ -1,0 +1,206 @@
+"""SATFCDenseNet: FC-DenseNet / "The One Hundred Layers Tiramisu" (Jégou et al., CVPRW 2017) with Select-Attend-Transfer
+gates on the long skips and, optionally, inside the dense blocks (Taghanaki et al., MLMI 2019, arXiv:1804.05181).
+
+Architecture (Jégou et al., Table 2), with ``n = (len(layers_per_block) - 1) / 2`` down-samplings:
+
+* a ``kernel_size`` convolution to ``first_channels`` (48);
+* down path: dense block (its input kept in its output) -> long skip -> transition down (``norm - act - 1x1 conv -
+  dropout - max-pool``);
+* bottleneck dense block, output only its new feature maps;
+* up path: transition up (``up_kernel_size`` transposed convolution, stride 2, over the new maps of the block below)
+  -> concatenation with ``gate(skip)`` -> dense block (new maps only, except the last block, which keeps its input);
+* a 1x1 convolution to ``out_channels`` (logits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from monai.networks.layers.factories import Conv
+from torch import nn
+
+from satgate_monai.networks.blocks.dense_blocks import DenseBlock, TransitionDown, TransitionUp
+from satgate_monai.networks.blocks.utils import (
+    ActSpec,
+    check_network_args,
+    check_positive_ints,
+    check_spatial_shape,
+)
+from satgate_monai.networks.factories import GateSpec, gate_name
+from satgate_monai.networks.init import init_weights
+
+__all__ = ["SATFCDenseNet", "FCDENSENET_PRESETS"]
+
+FCDENSENET_PRESETS: dict[str, dict] = {
+    "fcdensenet56": {"growth_rate": 12, "layers_per_block": (4,) * 11, "first_channels": 48},
+    "fcdensenet67": {"growth_rate": 16, "layers_per_block": (5,) * 11, "first_channels": 48},
+    "fcdensenet103": {"growth_rate": 16, "layers_per_block": (4, 5, 7, 10, 12, 15, 12, 10, 7, 5, 4),
+                      "first_channels": 48},
+}
+"""Jégou et al.'s configurations: 56 (1.5 M parameters), 67 (3.5 M) and 103 (9.4 M) layers, 5 down-samplings."""
+
+
+def _preset(preset: str | int | None) -> dict:
+    if preset is None:
+        return {}
+    key = str(preset).lower().replace("-", "").replace("_", "")
+    key = key if key.startswith("fcdensenet") else "fcdensenet" + key
+    if key not in FCDENSENET_PRESETS:
+        raise ValueError(f"preset must be one of {sorted(FCDENSENET_PRESETS)} (or None), got {preset!r}.")
+    return FCDENSENET_PRESETS[key]
+
+
+class SATFCDenseNet(nn.Module):
+    """FC-DenseNet whose long skips (and optionally dense connections) pass through Select-Attend-Transfer gates.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels.
+        out_channels: output channels (classes, logits).
+        preset: ``"fcdensenet56" | "fcdensenet67" | "fcdensenet103"`` (or ``"56"``, ``"67"``, ``"103"``), or None
+            to give ``growth_rate``, ``layers_per_block`` and ``first_channels`` explicitly. Explicit values override
+            the preset's. Defaults to ``"fcdensenet103"``.
+        growth_rate: channels each dense layer adds (``k`` in the paper).
+        layers_per_block: layers of each dense block, down path, bottleneck and up path: ``2 n + 1`` ints,
+            ``n >= 1`` down-samplings.
+        first_channels: width of the first convolution (48 in the paper).
+        strides: max-pool factor of each transition down (``n`` ints); the transition up mirrors it.
+            Defaults to 2 everywhere.
+        kernel_size: kernel of the first convolution and the dense layers (odd). Defaults to 3.
+        up_kernel_size: kernel of the transposed convolutions, at least the stride. Defaults to 3 (the paper).
+        act: activation. Defaults to ``"relu"``.
+        norm: normalisation in every dense layer and transition down. Defaults to ``"batch"``.
+        dropout: dropout after every dense-layer and transition-down convolution. Defaults to 0.2 (the paper).
+        bias: convolution bias. Defaults to True.
+        skip_gate: gate on the long skips, ``"sat" | "st" | "at" | "org"`` or ``(name, kwargs)``. Defaults to
+            ``"sat"``.
+        dense_gate: gate on the dense connections inside every dense block (same vocabulary), or None (default) for
+            plain dense blocks. See :mod:`satgate_monai.networks.blocks.dense_blocks` for the wiring.
+        init: ``"glorot"`` (the paper), ``"kaiming"`` or ``"default"``. Defaults to ``"glorot"``.
+
+    Input size rule: every spatial size must be a positive multiple of ``prod(strides)`` (32 for the presets); other
+    sizes raise ``ValueError``, also from a TorchScript-compiled network.
+
+    Raises:
+        ValueError: for bad hyperparameters (the message names the value).
+
+    Shapes:
+        ``(N, in_channels, *S) -> (N, out_channels, *S)``.
+
+    Example::
+
+        >>> net = SATFCDenseNet(2, 3, 2, preset=None, growth_rate=4, layers_per_block=(2, 2, 2), first_channels=8)
+        >>> net(torch.rand(1, 3, 16, 16)).shape
+        torch.Size([1, 2, 16, 16])
+    """
+
+    __jit_unused_properties__ = ["gates"]
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        preset: str | None = "fcdensenet103",
+        growth_rate: int | None = None,
+        layers_per_block: Sequence[int] | None = None,
+        first_channels: int | None = None,
+        strides: Sequence[int] | None = None,
+        kernel_size: int = 3,
+        up_kernel_size: int = 3,
+        act: ActSpec = "relu",
+        norm: ActSpec = "batch",
+        dropout: float = 0.2,
+        bias: bool = True,
+        skip_gate: GateSpec = "sat",
+        dense_gate: GateSpec | None = None,
+        init: str = "glorot",
+    ) -> None:
+        super().__init__()
+        check_network_args(spatial_dims, in_channels, out_channels)
+        config = dict(_preset(preset))
+        for key, value in (("growth_rate", growth_rate), ("layers_per_block", layers_per_block),
+                           ("first_channels", first_channels)):
+            if value is not None:
+                config[key] = value
+            elif key not in config:
+                raise ValueError(f"{key} is required when preset is None, got None.")
+        growth_rate, first_channels = config["growth_rate"], config["first_channels"]
+        for key, value in (("growth_rate", growth_rate), ("first_channels", first_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive int, got {value!r}.")
+        layers_per_block = check_positive_ints("layers_per_block", config["layers_per_block"])
+        if len(layers_per_block) < 3 or len(layers_per_block) % 2 == 0:
+            raise ValueError(
+                f"layers_per_block must hold 2 n + 1 ints (n >= 1 down-samplings), got {layers_per_block!r}."
+            )
+        n_pool = (len(layers_per_block) - 1) // 2
+        strides = check_positive_ints("strides", strides if strides is not None else (2,) * n_pool, n_pool)
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}.")
+        self.skip_gate_name = gate_name(skip_gate)
+        self.dense_gate_name = gate_name(dense_gate) if dense_gate is not None else None
+        self.spatial_dims = spatial_dims
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.growth_rate = growth_rate
+        self.layers_per_block = layers_per_block
+        self.first_channels = first_channels
+        self.strides = strides
+        self.size_divisor = math.prod(strides)
+
+        self.first_conv = Conv[Conv.CONV, spatial_dims](in_channels, first_channels, kernel_size,
+                                                        padding=kernel_size // 2, bias=bias)
+        self.down_blocks = nn.ModuleList()
+        self.transitions_down = nn.ModuleList()
+        skip_channels: list[int] = []
+        width = first_channels
+        for level in range(n_pool):
+            block = DenseBlock(spatial_dims, width, growth_rate, layers_per_block[level], kernel_size, act, norm,
+                               dropout, bias, dense_gate, keep_input=True)
+            width = block.out_channels
+            skip_channels.append(width)
+            self.down_blocks.append(block)
+            self.transitions_down.append(TransitionDown(spatial_dims, width, strides[level], act, norm, dropout, bias))
+        self.bottleneck = DenseBlock(spatial_dims, width, growth_rate, layers_per_block[n_pool], kernel_size, act,
+                                     norm, dropout, bias, dense_gate, keep_input=False)
+        width = self.bottleneck.out_channels
+        # up path, from the deepest skip to the shallowest
+        self.transitions_up = nn.ModuleList()
+        self.up_blocks = nn.ModuleList()
+        for i, level in enumerate(reversed(range(n_pool))):
+            up = TransitionUp(spatial_dims, width, skip_channels[level], strides[level], up_kernel_size, bias,
+                              skip_gate)
+            block = DenseBlock(spatial_dims, up.out_channels, growth_rate, layers_per_block[n_pool + 1 + i],
+                               kernel_size, act, norm, dropout, bias, dense_gate, keep_input=level == 0)
+            width = block.out_channels
+            self.transitions_up.append(up)
+            self.up_blocks.append(block)
+        self.head = Conv[Conv.CONV, spatial_dims](width, out_channels, 1, bias=True)
+        init_weights(self, init)
+
+    @property
+    def gates(self) -> list[nn.Module]:
+        """The long-skip gates, from the shallowest skip to the deepest (dense gates are found by
+        :func:`~satgate_monai.networks.inspection.gate_modules`)."""
+        return [up.gate for up in reversed(self.transitions_up)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_spatial_shape(list(x.shape[2:]), self.spatial_dims, self.size_divisor, "SATFCDenseNet")
+        x = self.first_conv(x)
+        skips: list[torch.Tensor] = []
+        for block, down in zip(self.down_blocks, self.transitions_down):
+            x = block(x)
+            skips.append(x)
+            x = down(x)
+        x = self.bottleneck(x)
+        depth = len(skips)
+        i = 0
+        for up, block in zip(self.transitions_up, self.up_blocks):
+            x = block(up(x, skips[depth - 1 - i]))
+            i += 1
+        return self.head(x)
