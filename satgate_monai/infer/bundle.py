@@ -1,0 +1,289 @@
+"""Run a MONAI bundle's own inference config on one image: preprocessing, network, inferer, postprocessing.
+
+Nothing of the pipeline is copied here. :class:`BundleRunner` parses ``<bundle>/configs/inference.json`` (or
+``.yaml``) with :class:`monai.bundle.ConfigParser` and takes its ``preprocessing``, ``network`` (or ``network_def``),
+``inferer`` and ``postprocessing`` objects. Two things are changed, both documented in ``docs/infer.md``:
+
+- ``Invertd`` and ``SaveImaged``/``SaveImage`` are left out of the postprocessing: the remaining steps (activation,
+  argmax, connected components...) run in network space, and the label map returns to the source grid in one
+  SimpleITK nearest-neighbour resampling (:mod:`satgate_monai.infer.geometry`), which is what ``Invertd`` with
+  ``nearest_interp=True`` followed by an argmax computes, many times faster. Writing is done by the CLI's writers.
+- the inferer's ``overlap`` is set from the CLI (when the inferer has one).
+
+The pipeline is fed a path to a temporary uncompressed NIfTI of the image that data_prep's validated reader returned
+(the bundle's ``LoadImaged`` then reads it as it reads any file), so the bundle's loader, orientation and spacing
+logic run unchanged and the network-space affine is the one MONAI computes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+import torch.nn.functional as F
+from monai.bundle import ConfigParser
+from monai.data import MetaTensor
+from monai.transforms import Compose, Invertd, SaveImage, SaveImaged
+from torch import nn
+
+from satgate_monai.infer.checkpoint import load_weights
+from satgate_monai.infer.geometry import array_to_sitk
+from satgate_monai.networks.blocks.skip_gates import ATGate, SATGate
+from satgate_monai.networks.inspection import attention_maps, gate_modules
+
+__all__ = ["BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def", "to_label_map"]
+
+logger = logging.getLogger(__name__)
+
+_DROPPED_POSTPROCESSING = (Invertd, SaveImaged, SaveImage)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> ``cuda`` when available, else ``cpu``; anything else is passed to :class:`torch.device`.
+
+    Raises:
+        ValueError: an unknown device string, or ``cuda`` requested without CUDA.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here: use --device cpu or auto")
+    return dev
+
+
+def find_config(bundle_dir: str | os.PathLike, name: str = "inference") -> Path:
+    """``<bundle>/configs/<name>.json`` or ``.yaml`` (MONAI Label reads these two; ``.yml`` is not accepted).
+
+    Raises:
+        FileNotFoundError: naming the bundle folder when neither exists.
+    """
+    root = Path(bundle_dir)
+    for suffix in (".json", ".yaml"):
+        p = root / "configs" / f"{name}{suffix}"
+        if p.is_file():
+            return p
+    raise FileNotFoundError(f"{root} is not a bundle with an inference config: no configs/{name}.json or .yaml")
+
+
+def read_channel_def(bundle_dir: str | os.PathLike) -> dict[int, str]:
+    """Label value -> name from ``configs/metadata.json`` (``network_data_format.outputs.pred.channel_def``),
+    background (0) excluded; ``{1: "foreground"}`` when the metadata has none."""
+    meta = Path(bundle_dir) / "configs" / "metadata.json"
+    channel_def: Mapping[str, Any] = {}
+    if meta.is_file():
+        with open(meta, encoding="utf-8") as f:
+            md = json.load(f)
+        outputs = md.get("network_data_format", {}).get("outputs", {})
+        out = outputs.get("pred") or next(iter(outputs.values()), {})
+        channel_def = out.get("channel_def", {}) or {}
+    labels = {int(k): str(v) for k, v in channel_def.items() if int(k) != 0}
+    return labels or {1: "foreground"}
+
+
+def to_label_map(pred: torch.Tensor) -> np.ndarray:
+    """A postprocessed prediction ``(C, *S)`` -> integer label map ``(*S)``.
+
+    ``C > 1``: argmax over channels (probabilities or one-hot). ``C == 1``: the values themselves when they are
+    already integers (e.g. after ``AsDiscreted(argmax=True)``), else a 0.5 threshold (a sigmoid output).
+    Returns ``uint8`` when every label fits, else ``uint16``.
+    """
+    p = pred.detach()
+    if p.ndim < 2:
+        raise ValueError(f"expected a prediction (C, *S), got shape {tuple(p.shape)}")
+    if p.shape[0] > 1:
+        lab = torch.argmax(p, dim=0)
+    else:
+        q = p[0]
+        if q.is_floating_point() and not torch.equal(q, torch.round(q)):
+            lab = (q > 0.5).to(torch.int64)
+        else:
+            lab = torch.round(q.float()).to(torch.int64) if q.is_floating_point() else q.to(torch.int64)
+    lab = lab.cpu().numpy()
+    if lab.size and lab.min() < 0:
+        raise ValueError(f"negative label {lab.min()} in the prediction")
+    return lab.astype(np.uint8 if (lab.size == 0 or lab.max() <= 255) else np.uint16)
+
+
+@dataclass
+class NetworkOutput:
+    """What the bundle produced for one image, in network space.
+
+    Attributes:
+        label: integer label map with the network-space geometry (SimpleITK, LPS).
+        attention: gate name -> attention map (float32) on the network input grid, when requested.
+        network_shape: spatial shape of the network input ``(X, Y, Z)``.
+    """
+
+    label: sitk.Image
+    attention: dict[str, sitk.Image] = field(default_factory=dict)
+    network_shape: tuple[int, ...] = ()
+
+
+class BundleRunner:
+    """A bundle's inference pipeline, ready to run on image files.
+
+    Args:
+        bundle_dir: the bundle folder (``configs/inference.json``, ``configs/metadata.json``, ``models/model.pt``).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`torch.device`.
+        ckpt: checkpoint file; defaults to ``<bundle>/models/model.pt``. Loaded with ``weights_only=True``.
+        overlap: sliding-window overlap in ``[0, 1)``; ``None`` keeps the bundle's value.
+        overrides: config overrides ``{"network_def#channels": [8, 16], ...}`` applied after reading the config.
+        config: config name under ``configs/`` (default ``"inference"``).
+
+    Raises:
+        FileNotFoundError: no inference config or no checkpoint.
+        CheckpointError: unsafe, unreadable or non-matching checkpoint.
+        ValueError: an invalid device or overlap, a config without the required ids.
+    """
+
+    REQUIRED_IDS = ("preprocessing", "inferer")
+
+    def __init__(self, bundle_dir: str | os.PathLike, *, device: str | torch.device = "auto",
+                 ckpt: str | os.PathLike | None = None, overlap: float | None = None,
+                 overrides: Mapping[str, Any] | None = None, config: str = "inference") -> None:
+        self.bundle_dir = Path(bundle_dir).resolve()
+        self.device = resolve_device(device)
+        self.config_file = find_config(self.bundle_dir, config)
+        self.labels = read_channel_def(self.bundle_dir)
+        parser = ConfigParser()
+        parser.read_config(str(self.config_file))
+        meta = self.bundle_dir / "configs" / "metadata.json"
+        if meta.is_file():
+            parser.read_meta(str(meta))
+        parser["bundle_root"] = str(self.bundle_dir)
+        parser["device"] = f"$torch.device('{self.device}')"
+        if overrides:
+            parser.update(dict(overrides))
+        missing = [k for k in self.REQUIRED_IDS if k not in parser]
+        if "network" not in parser and "network_def" not in parser:
+            missing.append("network_def")
+        if missing:
+            raise ValueError(f"{self.config_file} lacks the ids {missing} needed for inference")
+        if overlap is not None:
+            if not 0.0 <= float(overlap) < 1.0:
+                raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+            if "inferer#overlap" in parser or "SlidingWindow" in str(parser["inferer"].get("_target_", "")):
+                parser["inferer#overlap"] = float(overlap)
+            else:
+                logger.warning("the bundle's inferer %s has no overlap: --overlap ignored",
+                               parser["inferer"].get("_target_"))
+        self.parser = parser
+        self.preprocessing: Callable = parser.get_parsed_content("preprocessing")
+        self.inferer: Callable = parser.get_parsed_content("inferer")
+        net_id = "network" if "network" in parser else "network_def"
+        network: nn.Module = parser.get_parsed_content(net_id)
+        self.network = network.to(self.device)
+        self.ckpt = Path(ckpt) if ckpt is not None else self.bundle_dir / "models" / "model.pt"
+        if not self.ckpt.is_file():
+            raise FileNotFoundError(
+                f"no checkpoint at {self.ckpt}: train the bundle first (its README) or pass --ckpt FILE"
+            )
+        load_weights(self.network, self.ckpt, map_location=self.device)
+        self.network.eval()
+        post = parser.get_parsed_content("postprocessing") if "postprocessing" in parser else None
+        self.postprocessing, self.dropped = self._network_space_postprocessing(post)
+
+    @staticmethod
+    def _network_space_postprocessing(post: Callable | None) -> tuple[Callable | None, list[str]]:
+        """The bundle's postprocessing without ``Invertd``/``SaveImage(d)`` (see the module docstring)."""
+        if post is None:
+            return None, []
+        if not isinstance(post, Compose):
+            return post, []
+        kept, dropped = [], []
+        for t in post.flatten().transforms:
+            (dropped if isinstance(t, _DROPPED_POSTPROCESSING) else kept).append(t)
+        return Compose(kept), [type(t).__name__ for t in dropped]
+
+    @property
+    def name(self) -> str:
+        """The bundle's folder name."""
+        return self.bundle_dir.name
+
+    def _attention_fn(self, names: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A network-like callable for the inferer: every gate's attention map upsampled to the input window."""
+
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            maps = attention_maps(self.network, x)
+            if not names:
+                names.extend(maps)
+            mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[x.ndim - 2]
+            ups = [F.interpolate(maps[n].float(), size=tuple(x.shape[2:]), mode=mode, align_corners=False)
+                   for n in names]
+            return torch.cat(ups, dim=1)
+
+        return fn
+
+    @torch.no_grad()
+    def predict(self, image_path: str | os.PathLike, *, save_attention: bool = False) -> NetworkOutput:
+        """Run preprocessing -> inferer(network) -> postprocessing on one image file.
+
+        Args:
+            image_path: a file the bundle's loader reads (the CLI passes a temporary NIfTI).
+            save_attention: also compute every ``sat``/``at`` gate's attention map on the network input grid.
+
+        Returns:
+            :class:`NetworkOutput` in network space.
+
+        Raises:
+            ValueError: a preprocessed image that is not 3D ``(C, X, Y, Z)`` or without a MetaTensor affine, or a
+                prediction whose spatial shape differs from the input's.
+        """
+        data = self.preprocessing({"image": str(image_path)})
+        if isinstance(data, list):  # a cropping/sampling transform returned several items
+            raise ValueError("the bundle's inference preprocessing returned several samples per image")
+        img = data["image"]
+        if not isinstance(img, MetaTensor):
+            raise ValueError("the bundle's preprocessing lost the image geometry (no MetaTensor affine)")
+        if img.ndim != 4:
+            raise ValueError(
+                f"the clinical CLI runs 3D bundles; this bundle's preprocessed image has shape {tuple(img.shape)}"
+            )
+        x = img.unsqueeze(0).to(self.device)
+        pred = self.inferer(x, self.network)
+        if isinstance(pred, (tuple, list)):
+            pred = pred[0]
+        elif isinstance(pred, Mapping):
+            pred = pred.get("pred", next(iter(pred.values())))
+        pred = pred[0]
+        if tuple(pred.shape[1:]) != tuple(img.shape[1:]):
+            raise ValueError(f"prediction shape {tuple(pred.shape)} does not match the input {tuple(img.shape)}")
+        if not isinstance(pred, MetaTensor):
+            pred = MetaTensor(pred, affine=img.affine, meta=img.meta)
+        data["pred"] = pred
+        if self.postprocessing is not None:
+            data = self.postprocessing(data)
+        out = data["pred"]
+        ref = out if isinstance(out, MetaTensor) else img
+        space = str(ref.meta.get("space", "RAS"))
+        label = to_label_map(out)
+        if label.shape != tuple(img.shape[1:]):
+            raise ValueError(f"postprocessed label shape {label.shape} differs from the network input "
+                             f"{tuple(img.shape[1:])}: a shape-changing postprocessing step is not supported")
+        result = NetworkOutput(label=array_to_sitk(label, ref.affine, space), network_shape=tuple(img.shape[1:]))
+        if save_attention and not any(isinstance(g, (SATGate, ATGate)) for g in gate_modules(self.network).values()):
+            logger.warning("the network has no sat/at gate: no attention maps to save")
+        elif save_attention:
+            names: list[str] = []
+            maps = self.inferer(x, self._attention_fn(names))
+            if isinstance(maps, (tuple, list)):
+                maps = maps[0]
+            maps = maps[0].float().cpu()
+            img_space = str(img.meta.get("space", "RAS"))
+            for i, n in enumerate(names):
+                result.attention[n] = array_to_sitk(maps[i].numpy(), img.affine, img_space)
+        return result

@@ -1,0 +1,101 @@
+"""Safe checkpoint loading: ``torch.load(..., weights_only=True)`` only, flat or ``{"model": state_dict}``.
+
+A checkpoint is a pickle; unpickling an untrusted one with ``weights_only=False`` can run arbitrary code. Here only
+PyTorch's restricted unpickler is used (tensors, containers, numbers, strings): anything else (a class, a callable
+such as ``os.system`` or ``open``) is refused with :class:`CheckpointError` before it can run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["CheckpointError", "load_state_dict", "load_weights"]
+
+logger = logging.getLogger(__name__)
+
+_NESTED_KEYS = ("model", "state_dict", "network", "net")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read safely, has an unexpected layout, or does not fit the network."""
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Read a state dict with ``torch.load(weights_only=True)``.
+
+    Accepted layouts: a flat ``{name: tensor}`` dict, or a dict holding it under ``"model"`` (MONAI's
+    ``CheckpointSaver``/``CheckpointLoader`` convention; ``"state_dict"``, ``"network"``, ``"net"`` too). A
+    ``"module."`` prefix on every key (DistributedDataParallel) is removed.
+
+    Args:
+        path: the checkpoint file.
+        map_location: where tensors are loaded (``"cpu"`` or a device).
+
+    Returns:
+        ``{parameter name: tensor}``.
+
+    Raises:
+        CheckpointError: missing/unreadable file, a pickle needing anything beyond plain weights (refused unexecuted),
+            or no state dict inside.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    try:
+        obj = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"refused checkpoint {p}: it contains objects other than plain weights, and loading it could run code "
+            f"(torch.load weights_only=True: {first}). Re-save it as a state_dict: torch.save(net.state_dict(), path)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint {p}: {type(e).__name__}: {e}") from None
+    state = obj
+    if not _is_state_dict(state) and isinstance(obj, Mapping):
+        for key in _NESTED_KEYS:
+            if _is_state_dict(obj.get(key)):
+                state = obj[key]
+                break
+    if not _is_state_dict(state):
+        keys = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(
+            f"checkpoint {p} holds no state dict: expected {{name: tensor}} or {{'model': state_dict}}, found {keys}"
+        )
+    state = dict(state)
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def load_weights(net: nn.Module, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Load the checkpoint at ``path`` into ``net`` (strict: every key must match), return ``net``.
+
+    Raises:
+        CheckpointError: see :func:`load_state_dict`, or keys/shapes that do not fit ``net`` (listed).
+    """
+    state = load_state_dict(path, map_location)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = "; ".join(lines[:4])
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the bundle's network_def ({type(net).__name__}): {detail}"
+        ) from None
+    logger.info("loaded %d tensors from %s", len(state), path)
+    return net

@@ -1,0 +1,160 @@
+"""The batch loop: every case read with data_prep's reader, run through the bundle, written on the source grid.
+
+One case = read (validated) -> temporary NIfTI -> :meth:`BundleRunner.predict` -> nearest-neighbour resampling of the
+label map onto the source grid -> NIfTI (+ DICOM-SEG for DICOM input, + attention maps) written together: all of a
+case's outputs go to temporary files first and are renamed only when every one is complete. A failing case is
+reported and the loop goes on. Existing outputs are kept (status ``skipped``) unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import SimpleITK as sitk
+from tqdm.auto import tqdm
+
+from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
+from data_prep.readers import read_image
+from satgate_monai.infer.bundle import BundleRunner
+from satgate_monai.infer.cases import Case, find_cases, safe_output_path, sanitize_name
+from satgate_monai.infer.dicomseg import write_dicom_seg
+from satgate_monai.infer.geometry import resample_to_source
+from satgate_monai.infer.nifti import write_nifti
+from satgate_monai.infer.report import CaseReport, label_volumes_ml, write_report
+
+__all__ = ["FORMATS", "InferenceOptions", "run_case", "run_inference", "REPORT_NAME"]
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("nifti", "dicomseg")
+REPORT_NAME = "report.csv"
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """What to write and how.
+
+    Attributes:
+        formats: subset of :data:`FORMATS`; ``dicomseg`` applies to DICOM inputs only.
+        save_attention: write every ``sat``/``at`` gate's attention map (float32 NIfTI on the source grid).
+        overwrite: replace existing outputs (otherwise such a case is ``skipped``).
+        name_from: ``"path"`` or ``"patient"`` (see :func:`~satgate_monai.infer.cases.find_cases`).
+    """
+
+    formats: tuple[str, ...] = ("nifti", "dicomseg")
+    save_attention: bool = False
+    overwrite: bool = False
+    name_from: str = "path"
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad or not self.formats:
+            raise ValueError(f"unknown output format(s) {bad or self.formats}: choose from {', '.join(FORMATS)}")
+
+
+def _existing_outputs(case: Case, out_dir: Path, opts: InferenceOptions) -> list[Path]:
+    names = [f"{case.name}_seg.nii.gz"] if "nifti" in opts.formats else []
+    if "dicomseg" in opts.formats and case.is_dicom:
+        names.append(f"{case.name}_seg.dcm")
+    found = [out_dir / n for n in names if (out_dir / n).exists()]
+    if opts.save_attention:
+        found += sorted(out_dir.glob(f"{case.name}_attention_*.nii.gz"))
+    return found
+
+
+def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts: InferenceOptions) -> CaseReport:
+    """Run one case; never raises for a bad case (the error goes into the returned report).
+
+    Returns:
+        The case's :class:`~satgate_monai.infer.report.CaseReport`.
+    """
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    report = CaseReport(case=case.name, input=str(case.path), status="ok")
+    existing = _existing_outputs(case, out, opts)
+    if existing and not opts.overwrite:
+        report.status = "skipped"
+        report.error = f"outputs exist ({', '.join(p.name for p in existing)}): pass --overwrite to replace them"
+        report.outputs = [p.name for p in existing]
+        return report
+    try:
+        image = read_image(case.path)
+        if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+            raise ValueError(f"{case.path}: expected a 3D single-channel image, got {image.GetDimension()}D with "
+                             f"{image.GetNumberOfComponentsPerPixel()} component(s)")
+        with tempfile.TemporaryDirectory(prefix="satgate-infer-") as td:
+            tmp_image = Path(td) / "image.nii"
+            sitk.WriteImage(image, str(tmp_image), useCompression=False)
+            net_out = runner.predict(tmp_image, save_attention=opts.save_attention)
+        label = resample_to_source(net_out.label, image, interpolation="nearest")
+        attention = {name: resample_to_source(sitk.Cast(m, sitk.sitkFloat32), image, interpolation="linear")
+                     for name, m in net_out.attention.items()}
+        report.volumes_ml = label_volumes_ml(label, runner.labels)
+        writes: list[tuple[Path, Callable[[Path], object]]] = []
+        if "nifti" in opts.formats:
+            writes.append((safe_output_path(out, f"{case.name}_seg.nii.gz"), lambda p: write_nifti(label, p)))
+        if "dicomseg" in opts.formats and case.is_dicom:
+            writes.append((safe_output_path(out, f"{case.name}_seg.dcm"), lambda p: write_dicom_seg(
+                label, case.path, p, runner.labels, algorithm_name=runner.name, algorithm_version=_version())))
+        for gate, amap in attention.items():
+            writes.append((safe_output_path(out, f"{case.name}_attention_{sanitize_name(gate, 'gate')}.nii.gz"),
+                           lambda p, amap=amap: write_nifti(amap, p)))
+        with contextlib.ExitStack() as stack:  # all temporaries complete before any rename
+            for final, write in writes:
+                write(stack.enter_context(atomic_path(final)))
+        report.outputs = [p.name for p, _ in writes]
+    except Exception as e:  # a bad case is reported, the others go on
+        logger.debug("case %s failed", case.name, exc_info=True)
+        report.status = "failed"
+        report.error = f"{type(e).__name__}: {e}"
+        report.volumes_ml = {}
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _version() -> str:
+    from satgate_monai import __version__
+
+    return f"satgate-monai {__version__}"
+
+
+def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: str | os.PathLike,
+                  opts: InferenceOptions | None = None, *, progress: bool = True) -> list[CaseReport]:
+    """Run every case under ``input_path`` and write outputs and ``report.csv`` into ``out_dir``.
+
+    Args:
+        runner: the loaded bundle.
+        input_path: an image file, a DICOM series folder or a folder of cases.
+        out_dir: output folder (created); must not lie inside the input.
+        opts: formats, attention, overwrite, naming.
+        progress: show a tqdm progress bar over cases (stderr).
+
+    Returns:
+        One report per case (``report.csv`` is updated after every case).
+
+    Raises:
+        FileNotFoundError, ValueError: no input, nothing to run, or an output folder inside the input.
+    """
+    opts = opts or InferenceOptions()
+    out = Path(out_dir)
+    check_output_not_inside_input(out, [input_path])
+    cases: Sequence[Case] = find_cases(input_path, name_from=opts.name_from)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    reports: list[CaseReport] = []
+    bar = tqdm(cases, desc=f"{runner.name}", unit="case", disable=not progress, dynamic_ncols=True)
+    for case in bar:
+        bar.set_postfix_str(case.name)
+        r = run_case(runner, case, out, opts)
+        if r.status == "failed":
+            logger.error("case %s failed: %s", case.name, r.error)
+        reports.append(r)
+        write_report(out / REPORT_NAME, [r])
+    return reports
