@@ -35,7 +35,8 @@ def _pre_activation(spatial_dims: int, channels: int, act: ActSpec, norm: ActSpe
 
 
 def _dropout(spatial_dims: int, dropout: float) -> list[nn.Module]:
-    return [get_dropout_layer(dropout, spatial_dims)] if dropout > 0 else []
+    """Element-wise dropout, as in FC-DenseNet (not channel dropout, which would switch whole maps off)."""
+    return [get_dropout_layer(dropout, 1)] if dropout > 0 else []
 
 
 class DenseLayer(nn.Module):
