@@ -1,0 +1,130 @@
+"""Loud loading of a ``data_prep`` output folder for the bundles.
+
+A bundle's ``dataset_dir`` is a folder written by ``python -m data_prep import|prepare``: ``datalist.json`` with
+``training``/``validation``/``test`` lists of ``{"image": "images/..", "label": "labels/.."}`` paths relative to the
+folder. MONAI skips a run whose data list is empty with a warning and exit code 0; these helpers raise instead, with
+a message naming the commands that create the data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DatasetNotFoundError",
+    "TASK_DATASETS",
+    "create_data_hint",
+    "load_datalist",
+    "require_data",
+    "require_file",
+]
+
+logger = logging.getLogger(__name__)
+
+# task name -> the `data_prep import --dataset` value for its demo phantoms (the public dataset's layout)
+TASK_DATASETS = {"liver": "msd-liver", "prostate": "msd-prostate", "skin": "isic2017"}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A bundle's ``dataset_dir`` is missing, has no ``datalist.json``, or lists no usable case."""
+
+
+def create_data_hint(dataset_dir: str | Path, task: str | None = None) -> str:
+    """The commands that create a ``data_prep`` output at ``dataset_dir`` (demo phantoms or a public dataset)."""
+    task_arg = task if task in TASK_DATASETS else "liver|prostate|skin"
+    dataset = TASK_DATASETS.get(task or "", "msd-liver|msd-prostate|lits|isic2017")
+    return (
+        "Create it with data_prep, e.g. from demo phantoms:\n"
+        f"    python -m data_prep demo --task {task_arg} --out RAW\n"
+        f"    python -m data_prep import --dataset {dataset} --src RAW --out {dataset_dir}\n"
+        "or from your own files: python -m data_prep prepare --images ... --labels ... "
+        f"--out {dataset_dir}\n"
+        "then pass it to the bundle with --dataset_dir."
+    )
+
+
+def load_datalist(
+    dataset_dir: str | Path,
+    split: str = "training",
+    task: str | None = None,
+    keys: Sequence[str] = ("image", "label"),
+) -> list[dict[str, Any]]:
+    """Read one split of ``dataset_dir/datalist.json`` as absolute paths, failing loudly when there is no data.
+
+    Args:
+        dataset_dir: a ``data_prep`` output folder.
+        split: ``"training"``, ``"validation"`` or ``"test"``.
+        task: ``"liver" | "prostate" | "skin"``, only used to name the right commands in error messages.
+        keys: the keys every item must have and that are returned (e.g. ``("image",)`` for inference).
+
+    Returns:
+        ``[{"image": "/abs/images/c.nii.gz", "label": "/abs/labels/c.nii.gz"}, ...]`` restricted to ``keys``.
+
+    Raises:
+        DatasetNotFoundError: the folder or its ``datalist.json`` is missing, the split is absent or empty, or a
+            listed file does not exist. The message names the commands that create the data.
+        ValueError: ``datalist.json`` is not valid JSON or an item lacks one of ``keys``.
+    """
+    root = Path(str(dataset_dir)).expanduser()
+    hint = create_data_hint(dataset_dir, task)
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"dataset_dir {str(root)!r} does not exist or is not a folder.\n{hint}")
+    datalist_file = root / "datalist.json"
+    if not datalist_file.is_file():
+        raise DatasetNotFoundError(
+            f"dataset_dir {str(root)!r} has no datalist.json: it is not a data_prep output folder.\n{hint}"
+        )
+    try:
+        content = json.loads(datalist_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{datalist_file} is not valid JSON: {e}") from e
+    items = content.get(split) if isinstance(content, dict) else None
+    if not items:
+        available = {k: len(v) for k, v in content.items() if isinstance(v, list)} if isinstance(content, dict) else {}
+        raise DatasetNotFoundError(
+            f"{datalist_file} lists no {split!r} case (lists found: {available}); a bundle cannot run on an empty "
+            f"dataset.\n{hint}"
+        )
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or any(k not in item for k in keys):
+            raise ValueError(f"{datalist_file}: item {i} of {split!r} must have the keys {list(keys)}, got {item!r}")
+        entry = {}
+        for k in keys:
+            path = Path(str(item[k]))
+            path = path if path.is_absolute() else root / path
+            if not path.is_file():
+                raise DatasetNotFoundError(
+                    f"{datalist_file}: {split!r} item {i} names {k} file {str(path)!r}, which does not exist.\n{hint}"
+                )
+            entry[k] = str(path)
+        out.append(entry)
+    logger.info("%s: %d %s case(s)", datalist_file, len(out), split)
+    return out
+
+
+def require_data(data: Sequence[Any] | Any, name: str = "dataset") -> int:
+    """Raise :class:`DatasetNotFoundError` if ``data`` (a list, a Dataset or a DataLoader) is empty; return its length.
+
+    Used in the bundles' ``run`` section so an overridden empty data list (``--train#dataset#data "[]"``) fails
+    instead of MONAI's warning-and-exit-0.
+    """
+    n = len(data)
+    if n == 0:
+        hint = create_data_hint("DIR")
+        raise DatasetNotFoundError(f"{name} is empty: nothing to train, evaluate or infer on.\n{hint}")
+    return n
+
+
+def require_file(path: str | Path, what: str, how: str) -> str:
+    """Return ``str(path)`` if it is an existing file, else raise ``FileNotFoundError`` naming ``what`` and ``how``.
+
+    Example: ``require_file(ckpt, "checkpoint", "train the bundle first (configs/train.json)")``.
+    """
+    if not Path(str(path)).is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist: {how}")
+    return str(path)
