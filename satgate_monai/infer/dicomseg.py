@@ -77,37 +77,45 @@ def _frame_geometry(ds) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def match_frames(datasets: Sequence, reference: sitk.Image) -> list[int] | None:
-    """Slice index (along the label map's z axis) of every frame of the source instances, or None if they do not
-    coincide with the reference grid one-to-one.
+def _is_localizer(ds) -> bool:
+    return any(str(v).upper() in ("LOCALIZER", "SCOUT") for v in (ds.get("ImageType", None) or []))
 
-    A frame matches slice ``k`` when its row/column direction cosines equal the grid's x/y axes (1e-3), its size is
-    the grid's, and its position maps to continuous index ``(0, 0, k)`` within 0.05 voxel. Every slice must be
-    matched exactly once. Several single-frame instances, or exactly one multi-frame instance, are accepted.
+
+def match_frames(datasets: Sequence, reference: sitk.Image) -> tuple[list, list[int]] | None:
+    """Match source frames to the slices of the reference grid.
+
+    Instances that cannot belong to the stack (ImageType ``LOCALIZER``, another orientation or matrix size: scouts
+    that the reader excluded) are left out. Every remaining frame must have row/column direction cosines equal to
+    the grid's x/y axes (1e-3) and a position mapping to continuous index ``(0, 0, k)`` within 0.05 voxel, and every
+    slice ``k`` must be matched exactly once. Several single-frame instances, or exactly one multi-frame instance.
+
+    Returns:
+        ``(instances, ks)``: the matched instances and the slice index of each of their frames (in order), or None
+        when the frames do not coincide with the grid one-to-one.
     """
     size = reference.GetSize()
     direction = np.asarray(reference.GetDirection(), float).reshape(3, 3)
     inv = np.linalg.inv(sitk_affine(reference))
-    if len(datasets) > 1 and any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in datasets):
-        return None
-    ks: list[int] = []
+    kept, ks = [], []
     for ds in datasets:
-        if int(ds.Rows) != size[1] or int(ds.Columns) != size[0]:
-            return None
-        for pos, ori in _frame_geometry(ds):
-            if not (np.allclose(ori[:3], direction[:, 0], atol=1e-3) and np.allclose(ori[3:], direction[:, 1],
-                                                                                    atol=1e-3)):
-                return None
+        if _is_localizer(ds) or int(ds.Rows) != size[1] or int(ds.Columns) != size[0]:
+            continue
+        geometry = _frame_geometry(ds)
+        if not all(np.allclose(o[:3], direction[:, 0], atol=1e-3) and np.allclose(o[3:], direction[:, 1], atol=1e-3)
+                   for _, o in geometry):
+            continue
+        for pos, _ in geometry:
             idx = inv @ np.r_[pos, 1.0]
             k = int(round(idx[2]))
-            if abs(idx[0]) > _POS_TOL or abs(idx[1]) > _POS_TOL or abs(idx[2] - k) > _POS_TOL:
-                return None
-            if not 0 <= k < size[2]:
+            if abs(idx[0]) > _POS_TOL or abs(idx[1]) > _POS_TOL or abs(idx[2] - k) > _POS_TOL or not 0 <= k < size[2]:
                 return None
             ks.append(k)
+        kept.append(ds)
+    if not kept or (len(kept) > 1 and any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in kept)):
+        return None
     if sorted(ks) != list(range(size[2])):
         return None
-    return ks
+    return kept, ks
 
 
 def _camel(name: str) -> str:
@@ -170,8 +178,9 @@ def build_dicom_seg(label: sitk.Image, series: Sequence, labels: Mapping[int, st
         raise ValueError(f"label value {max_label} present but the bundle names only {sorted(labels)}")
     arr = arr.astype(np.uint8 if max(labels) < 256 else np.uint16)
     descs = segment_descriptions(labels, algorithm_name=algorithm_name, algorithm_version=algorithm_version)
-    ks = match_frames(series, label)
-    if ks is not None:
+    match = match_frames(series, label)
+    if match is not None:
+        series, ks = match
         pixel_array = arr[ks]  # frame i <-> source frame i (its SOP Instance UID)
         matched = True
     else:

@@ -4,8 +4,12 @@ The bundle's preprocessing (``Orientationd``, ``Spacingd``, crops, pads...) leav
 MetaTensor's ``affine`` (a 4x4 index -> world matrix, RAS unless ``meta["space"]`` says LPS). Instead of replaying
 the inverse of every transform (MONAI's ``Invertd``), the label map is wrapped as a SimpleITK image with exactly
 that geometry and resampled once, nearest neighbour, onto the source image's grid; voxels of the source grid outside
-the network grid get background (0). For a label map this is what ``Invertd(nearest_interp=True)`` followed by an
-argmax computes, at the cost of a single SimpleITK nearest-neighbour resampling (``benchmarks/infer.py``).
+the network grid get background (0), except within one network voxel of its border: the network grid is first
+extended by one voxel of edge values (zero-flux Neumann padding), as MONAI's ``Spacingd`` inverse does with its
+default ``padding_mode="border"``. Without it, source slices whose centres lie just outside the network grid (MONAI
+sizes the 2 mm grid by the source's edge-to-edge extent, so the last 5 mm slice's centre can sit exactly half a
+network voxel outside) would lose their labels. For a label map this is what ``Invertd(nearest_interp=True)``
+followed by an argmax computes, at the cost of one SimpleITK nearest-neighbour resampling (``benchmarks/infer.py``).
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def sitk_affine(image: sitk.Image) -> np.ndarray:
 
 
 def resample_to_source(image: sitk.Image, reference: sitk.Image, *, interpolation: str = "nearest",
-                       default_value: float = 0.0) -> sitk.Image:
+                       default_value: float = 0.0, edge_pad: int = 1) -> sitk.Image:
     """Resample a network-space image onto ``reference``'s grid (same size, spacing, origin, direction).
 
     Args:
@@ -88,6 +92,7 @@ def resample_to_source(image: sitk.Image, reference: sitk.Image, *, interpolatio
         reference: the source image whose grid the output takes.
         interpolation: ``"nearest"`` for labels (integers stay integers) or ``"linear"``.
         default_value: value for source voxels outside ``image``'s grid (background).
+        edge_pad: voxels of edge values added around ``image`` first (see the module docstring); 0 disables.
 
     Returns:
         An image of ``image``'s pixel type on exactly ``reference``'s grid.
@@ -95,5 +100,7 @@ def resample_to_source(image: sitk.Image, reference: sitk.Image, *, interpolatio
     modes = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear}
     if interpolation not in modes:
         raise ValueError(f"interpolation must be one of {sorted(modes)}, got {interpolation!r}")
+    if edge_pad:
+        image = sitk.ZeroFluxNeumannPad(image, [edge_pad] * image.GetDimension(), [edge_pad] * image.GetDimension())
     return sitk.Resample(image, reference, sitk.Transform(), modes[interpolation], default_value,
                          image.GetPixelID())

@@ -1,0 +1,1 @@
+"""Tests of the clinical inference CLI (satgate_monai.infer)."""
