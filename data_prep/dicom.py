@@ -103,13 +103,13 @@ class _Frame:
     d: float = 0.0
 
 
-def _read_header(path: Path):  # noqa: ANN202 - pydicom Dataset
+def _read_header(path: Path):
     import pydicom
 
     return pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
 
 
-def _is_image(ds) -> tuple[bool, str]:  # noqa: ANN001
+def _is_image(ds) -> tuple[bool, str]:
     modality = str(getattr(ds, "Modality", "") or "").upper()
     sop = str(getattr(ds, "SOPClassUID", "") or "")
     if modality in NON_IMAGE_MODALITIES:
@@ -196,7 +196,7 @@ def _choose_series(series: dict[str, SeriesInfo], series_uid: str | None, where:
     )
 
 
-def _float_list(value, n: int, what: str, where: str) -> np.ndarray:  # noqa: ANN001
+def _float_list(value, n: int, what: str, where: str) -> np.ndarray:
     try:
         arr = np.array([float(v) for v in value], dtype=np.float64)
     except (TypeError, ValueError):
@@ -206,7 +206,7 @@ def _float_list(value, n: int, what: str, where: str) -> np.ndarray:  # noqa: AN
     return arr
 
 
-def _frames_of(path: Path, ds) -> list[_Frame]:  # noqa: ANN001
+def _frames_of(path: Path, ds) -> list[_Frame]:
     """Per-frame geometry and rescale of one file (classic single-frame or enhanced multi-frame)."""
     where = f"file {path}"
     nframes = int(getattr(ds, "NumberOfFrames", 1) or 1)
@@ -223,7 +223,7 @@ def _frames_of(path: Path, ds) -> list[_Frame]:  # noqa: ANN001
         if len(per_frame) != nframes:
             raise DicomSeriesError(f"{where}: {len(per_frame)} per-frame functional groups for {nframes} frames")
 
-        def group(item, name):  # noqa: ANN001, ANN202 - per-frame value, else shared
+        def group(item, name):
             for src in (item, shared):
                 if src is not None and name in src and len(src[name].value):
                     return src[name].value[0]
@@ -251,8 +251,9 @@ def _frames_of(path: Path, ds) -> list[_Frame]:  # noqa: ANN001
             ))
         return frames
     if nframes > 1:
-        raise DicomSeriesError(f"{where}: classic multi-frame image ({nframes} frames without per-frame functional "
-                               "groups, e.g. NM/US/XA cine): no per-frame geometry, not supported")
+        raise DicomSeriesError(f"{where}: multi-frame image ({nframes} frames) without per-frame functional groups "
+                               "(classic multi-frame, e.g. NM/US/XA cine, or a stripped enhanced image): no position "
+                               "per frame, not supported")
     for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
         if tag not in ds or ds[tag].value in (None, ""):
             raise DicomSeriesError(f"{where}: no {tag}: not a cross-sectional slice with patient geometry")
@@ -395,7 +396,7 @@ def _pixels(frames: list[_Frame], where: str) -> np.ndarray:
     for path, idx in by_file.items():
         try:
             ds = pydicom.dcmread(str(path), force=True)
-        except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt file
+        except Exception as e:
             raise DicomSeriesError(f"DICOM folder {where}: unreadable or truncated file {path}: {e}") from None
         if "PixelData" not in ds:
             raise DicomSeriesError(f"DICOM folder {where}: file {path} has no pixel data (truncated?)")
@@ -409,7 +410,7 @@ def _pixels(frames: list[_Frame], where: str) -> np.ndarray:
                                        f"{len(ds.PixelData)} bytes, {expected} expected")
         try:
             arr = ds.pixel_array
-        except Exception as e:  # noqa: BLE001 - missing decoder or broken compressed data
+        except Exception as e:
             try:
                 img = sitk.ReadImage(str(path))  # GDCM: decodes more compressions, applies the rescale itself
                 arr = sitk.GetArrayFromImage(img)
