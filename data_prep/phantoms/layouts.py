@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -123,7 +124,7 @@ parameters: {json.dumps(params, sort_keys=True)}
 
 
 def _check_previous(root: Path, params: dict, overwrite: bool) -> None:
-    """Refuse to mix cases of different parameters in one folder (unless overwrite)."""
+    """Refuse to mix datasets of different parameters (seed, sizes, case counts) in one folder unless ``overwrite``."""
     readme = root / README_NAME
     if overwrite or not readme.is_file():
         return
@@ -133,12 +134,20 @@ def _check_previous(root: Path, params: dict, overwrite: bool) -> None:
                 old = json.loads(line[len("parameters: ") :])
             except json.JSONDecodeError:
                 return
-            same = {k: v for k, v in old.items() if k != "cases"} == {k: v for k, v in params.items() if k != "cases"}
-            if not same:
+            if old != params:
                 raise ValueError(
                     f"{root} already holds a phantom dataset written with other parameters ({old}); use --overwrite "
                     "or another --out folder"
                 )
+
+
+def _remove_extra(folder: Path, pattern: str, keep: set[str]) -> None:
+    """Delete phantom files of an earlier run (names matching ``pattern``) that the new run does not write."""
+    regex = re.compile(pattern)
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.is_file() and regex.match(p.name) and p.name not in keep:
+            p.unlink()
+            logger.info("removed %s (an earlier phantom run's case)", p)
 
 
 def _run_jobs(jobs: Sequence[_Job], workers: int, overwrite: bool, desc: str) -> tuple[int, float]:
@@ -217,6 +226,10 @@ def _write_msd(
         else:
             paths = (str(task_dir / "imagesTs" / f"{name}.nii.gz"),)
         jobs.append(_Job(task, int(seed), i, paths, tuple(int(v) for v in shape), tuple(float(v) for v in spacing)))
+    if overwrite and (root / README_NAME).is_file():
+        written = {Path(p).name for j in jobs for p in j.paths}
+        for sub in ("imagesTr", "labelsTr", "imagesTs"):
+            _remove_extra(task_dir / sub, rf"^{prefix}_\d+\.nii\.gz$", written)
     n, seconds = _run_jobs(jobs, workers, overwrite, f"demo {task}")
     doc = dict(dataset)
     doc.update(
@@ -348,6 +361,10 @@ def write_isic2017(
              bool(vary_size))
         for i, cid in enumerate(ids)
     ]
+    if overwrite and (root / README_NAME).is_file():
+        written = {Path(p).name for j in jobs for p in j.paths}
+        _remove_extra(img_dir, r"^ISIC_9\d{6}(_superpixels\.png|\.jpg)$", written)
+        _remove_extra(gt_dir, r"^ISIC_9\d{6}_segmentation\.png$", written)
     n, seconds = _run_jobs(jobs, workers, overwrite, "demo skin")
     csv_text = "image_id,age_approximate,sex\n" + "".join(f"{cid},unknown,unknown\n" for cid in ids)
     atomic_write_text(img_dir / "ISIC-2017_Training_Data_metadata.csv", csv_text)

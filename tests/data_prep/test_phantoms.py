@@ -206,4 +206,10 @@ def test_demo_cli_resume_refuse_and_overwrite(tmp_path, capsys):
     assert "other parameters" in capsys.readouterr().err
     assert main(["demo", "--task", "skin", "--out", str(out), "--cases", "3", "--seed", "9", "--overwrite"]) == 0
     assert jpg.read_bytes() != first
+    # fewer cases: refused without --overwrite (it would leave stale cases), and --overwrite removes the extra ones
+    assert main(["demo", "--task", "skin", "--out", str(out), "--cases", "2", "--seed", "9"]) == 2
+    assert main(["demo", "--task", "skin", "--out", str(out), "--cases", "2", "--seed", "9", "--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "ISIC-2017_Training_Part1_GroundTruth").iterdir()) == [
+        "ISIC_9000000_segmentation.png", "ISIC_9000001_segmentation.png"]
+    assert not (out / "ISIC-2017_Training_Data" / "ISIC_9000002_superpixels.png").exists()
     assert main(["demo", "--task", "liver", "--out", str(tmp_path / "x"), "--shape", "8", "8"]) == 2
