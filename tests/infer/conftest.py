@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import torch
 
 from tests.conftest import REPO_ROOT, skip_or_fail
 from tests.infer.helpers import rotation, write_ct_series
+from tests.sample_data import pyradiomics_samples  # noqa: F401  (session fixture, cached and locked)
 
 LIVER_BUNDLE = REPO_ROOT / "bundles" / "liver_ct_sat"
 THRESHOLD_LEVEL = 0.3  # in the liver bundle's [-100, 250] HU -> [0, 1] window: 5 HU
@@ -21,25 +21,10 @@ THRESHOLD_OVERRIDES = [f'network_def={{"_target_": "tests.infer.helpers.Threshol
 TINY_UNET_OVERRIDES = ["network_def#channels=[4,8,16]", "network_def#strides=[2,2]", *SMALL]
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("SATGATE_CACHE", Path.home() / ".cache" / "satgate-monai")) / "pyradiomics-3.0.1"
-
-
 @pytest.fixture(scope="session")
-def samples_dir() -> Path:
-    """The pyradiomics 3.0.1 sample volumes (fetched once with ``python -m data_prep samples``, cached)."""
-    from data_prep.commands.samples import fetch_samples
-
-    try:
-        return fetch_samples(_cache_dir())
-    except Exception as e:  # no package index reachable
-        skip_or_fail(f"pyradiomics samples unavailable ({e}); run: python -m data_prep samples --out {_cache_dir()}")
-
-
-@pytest.fixture(scope="session")
-def lung_crop(samples_dir: Path) -> sitk.Image:
+def lung_crop(pyradiomics_samples: Path) -> sitk.Image:  # noqa: F811
     """Real chest CT (lung1, int16 HU) cropped to 128x128x24 around the mediastinum: lungs, vessels, soft tissue."""
-    img = sitk.ReadImage(str(samples_dir / "lung1_image.nrrd"))
+    img = sitk.ReadImage(str(pyradiomics_samples / "lung1_image.nrrd"))
     x0, y0 = img.GetSize()[0] // 2 - 64, img.GetSize()[1] // 2 - 64
     return sitk.Cast(img[x0 : x0 + 128, y0 : y0 + 128, 12:36], sitk.sitkInt16)
 
