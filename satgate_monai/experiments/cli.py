@@ -1,0 +1,263 @@
+"""``python -m satgate_monai.experiments``: the paper's grid (networks x skip gates x seeds) through the bundles.
+
+Sub-commands:
+
+* ``run``: train and evaluate every cell (cached, resumable), then write ``results.json``, ``report.md`` and figures;
+  ``--dry-run`` prints the grid and a measured cost estimate instead;
+* ``report``: rewrite ``results.json``, ``report.md`` and the figures from the finished cells of a run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from satgate_monai.experiments.grid import NETWORKS, PEERS, TASK_BUNDLES, build_grid, parse_list
+from satgate_monai.experiments.io import atomic_write_json, read_json
+
+__all__ = ["main", "build_parser", "DEMO_EPOCHS", "default_bundle_dir"]
+
+logger = logging.getLogger(__name__)
+
+# epochs of the default (demo) grid per task: chosen so the default skin grid finishes well within an hour on
+# 2 CPU cores (see docs/experiments.md); ``--epochs bundle`` uses the bundle's own recipe (200 epochs)
+DEMO_EPOCHS = {"skin": 12, "prostate": 10, "liver": 10}
+GATES = ("org", "at", "st", "sat")
+
+
+def default_bundle_dir(task: str) -> Path:
+    """``<repository>/bundles/<task bundle>`` next to the package (editable installs and checkouts)."""
+    return Path(__file__).resolve().parents[2] / "bundles" / TASK_BUNDLES[task]
+
+
+def _seeds(value: str) -> list[int]:
+    try:
+        if "," in value:
+            seeds = [int(v) for v in value.split(",") if v.strip()]
+        else:
+            n = int(value)
+            if n < 1:
+                raise ValueError
+            seeds = list(range(n))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes a count (3: 0,1,2) or a list (0,5,7), got {value!r}") from None
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"--seeds must be distinct non-negative ints, got {value!r}")
+    return seeds
+
+
+def _epochs(value: str) -> int | str:
+    if value == "bundle":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--epochs takes a positive int or 'bundle', got {value!r}")
+    return n
+
+
+def _override(value: str) -> tuple[str, Any]:
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--override takes KEY=VALUE (VALUE in JSON, else a string), got {value!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _network_args(value: str) -> tuple[str, dict]:
+    name, sep, raw = value.partition("=")
+    try:
+        kwargs = json.loads(raw) if sep else None
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"--network-args {value!r}: the kwargs are not JSON ({e})") from None
+    if not isinstance(kwargs, dict):
+        raise argparse.ArgumentTypeError(f"--network-args takes NAME='{{json kwargs}}', got {value!r}")
+    return name.strip().lower(), kwargs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m satgate_monai.experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="train and evaluate the grid, then write the report",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("--task", required=True, choices=sorted(TASK_BUNDLES))
+    run.add_argument("--data", required=True, type=Path, help="a data_prep output folder (datalist.json)")
+    run.add_argument("--out", required=True, type=Path, help="run folder (cells cache, results, report, figures)")
+    run.add_argument("--bundle", type=Path, default=None,
+                     help="bundle folder (default: the repository's bundles/<task bundle>)")
+    run.add_argument("--networks", default="unet", help=f"comma list of {', '.join(NETWORKS)}")
+    run.add_argument("--gates", default="org,at,st,sat", help="comma list of org, at, st, sat")
+    run.add_argument("--peers", default="", help=f"comma list of peer networks ({', '.join(PEERS)})")
+    run.add_argument("--seeds", type=_seeds, default="3", help="number of seeds (0..N-1) or a list 0,5,7")
+    run.add_argument("--epochs", type=_epochs, default=None,
+                     help=f"training epochs per cell, or 'bundle' for the bundle's recipe (default: demo value "
+                          f"per task {DEMO_EPOCHS})")
+    run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    run.add_argument("--override", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                     help="extra bundle override for every cell, e.g. batch_size=16 or 'image_size=[96,96]'")
+    run.add_argument("--network-args", type=_network_args, action="append", default=[], metavar="NAME=JSON",
+                     help="extra kwargs of one network, e.g. 'fcdensenet={\"preset\": \"fcdensenet56\"}'")
+    run.add_argument("--dilation", type=float, default=5.0,
+                     help="margin (pixels/voxels) around the ground truth for the attention-outside measure")
+    run.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples of the paired tests")
+    run.add_argument("--data-note", default=None,
+                     help="how to describe the data in the report (default: detected; phantoms are labelled)")
+    run.add_argument("--dry-run", action="store_true", help="print the grid and a measured cost estimate, run nothing")
+    run.add_argument("--rerun-stale", action="store_true",
+                     help="retrain finished cells whose settings changed (default: refuse)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rep = sub.add_parser("report", help="rewrite results.json, report.md and figures from a run folder")
+    rep.add_argument("--out", required=True, type=Path, help="a run folder written by `run`")
+    rep.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples of the paired tests")
+    return parser
+
+
+def detect_data_note(data_dir: Path) -> str:
+    """``synthetic phantoms ...`` when the data_prep output says it holds phantoms, else an empty string."""
+    texts = []
+    for name in ("datalist.json", "report.csv", "PHANTOM_README.txt"):
+        f = data_dir / name
+        if f.is_file():
+            texts.append(f.read_text(encoding="utf-8", errors="replace")[:200000].lower())
+    if any("phantom" in t for t in texts):
+        return "synthetic phantoms from `python -m data_prep demo`, NOT patient data"
+    return ""
+
+
+def _datalist_sizes(data_dir: Path) -> dict[str, int]:
+    datalist = read_json(data_dir / "datalist.json")
+    return {k: len(datalist.get(k, []) or []) for k in ("training", "validation", "test")}
+
+
+def _dry_run(task: Any, cells: list, args: argparse.Namespace, epochs: int) -> int:
+    from satgate_monai.experiments.cost import build_network, count_params, measure_step
+    from satgate_monai.experiments.runner import cell_fingerprint, estimate_seconds
+
+    parser = task._parser([task.train_config], task.common_overrides())
+    batch = int(parser.get_parsed_content("batch_size"))
+    roi = [int(v) for v in parser.get_parsed_content("roi_size")]
+    val_interval = int(parser.get_parsed_content("val_interval")) if "val_interval" in parser.config else 1
+    sizes = _datalist_sizes(task.data_dir)
+    nd = task.bundle_network_def()
+    if nd["spatial_dims"] == 3 and "num_samples" in parser.config:
+        batch_items = batch * int(parser.get_parsed_content("num_samples"))
+    else:
+        batch_items = batch
+    print(f"task {args.task}: bundle {task.bundle_dir}, data {task.data_dir} ({sizes['training']} training, "
+          f"{sizes['validation']} validation, {sizes['test']} test cases); {epochs} epochs; batch {batch_items} x "
+          f"{nd['in_channels']} x {roi}; device {args.device}")
+    measured: dict[tuple[str, str], tuple[int, float]] = {}
+    total = 0.0
+    print(f"{'cell':<28} {'network':<42} {'params':>11} {'status':<8} {'estimate':>9}")
+    for cell in cells:
+        variant = (cell.network, cell.gate)
+        if variant not in measured:
+            net = build_network(cell.network_def)
+            step, fwd = measure_step(net, (batch_items, nd["in_channels"], *roi), device=args.device)
+            fwd *= 4 if nd["spatial_dims"] == 3 else 1  # sliding windows over a whole volume, roughly
+            seconds = estimate_seconds(sizes["training"], sizes["validation"], sizes["test"], epochs, batch, step,
+                                       fwd, val_interval)
+            measured[variant] = (count_params(net), seconds)
+        params, seconds = measured[variant]
+        done = args.out / "cells" / cell.key / "cell.json"
+        status = "pending"
+        if done.is_file():
+            record = read_json(done)
+            fp = cell_fingerprint(task.settings(), cell)["fingerprint"]
+            status = "cached" if record.get("fingerprint") == fp else "stale"
+            if status == "cached":
+                seconds = 0.0
+        total += seconds
+        print(f"{cell.key:<28} {cell.network_def['_target_']:<42} {params:>11,} {status:<8} {seconds / 60:>7.1f} m")
+    print(f"{len(cells)} cells, estimated {total / 60:.1f} min ({total / 3600:.2f} h) on {args.device} "
+          "(measured step times x steps; validation and test inference approximated)")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from satgate_monai.experiments.bundle_task import BundleTask
+    from satgate_monai.experiments.runner import run_cells, write_outputs
+
+    networks = parse_list(args.networks, NETWORKS, "network")
+    gates = parse_list(args.gates, GATES, "gate")
+    peers = parse_list(args.peers, PEERS, "peer") if args.peers else []
+    if not networks and not peers:
+        raise ValueError("nothing to run: --networks and --peers are both empty.")
+    if networks and not gates:
+        raise ValueError("--gates is empty.")
+    bundle = args.bundle or default_bundle_dir(args.task)
+    if not bundle.is_dir():
+        raise ValueError(f"bundle folder {bundle} does not exist: pass --bundle DIR.")
+    epochs = DEMO_EPOCHS[args.task] if args.epochs is None else None if args.epochs == "bundle" else args.epochs
+    level = logging.getLogger().getEffectiveLevel()
+    task = BundleTask(bundle, args.data, device=args.device, epochs=epochs, overrides=dict(args.override),
+                      dilation=args.dilation, quiet_level=level if level >= logging.WARNING else None)
+    bundle_def = task.bundle_network_def()
+    cells = build_grid(bundle_def, networks, gates, args.seeds, peers)
+    extra = dict(args.network_args)
+    unknown = set(extra) - set(networks) - set(peers)
+    if unknown:
+        raise ValueError(f"--network-args names {sorted(unknown)}, which are not in the grid {networks + peers}.")
+    for cell in cells:
+        cell.network_def.update(extra.get(cell.network, {}))
+    if args.dry_run:
+        shown = epochs if epochs is not None else int(task._parser([task.train_config], {}).get_parsed_content(
+            "epochs"))
+        return _dry_run(task, cells, args, shown)
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "task": args.task,
+        "data": str(task.data_dir),
+        "data_note": args.data_note if args.data_note is not None else detect_data_note(task.data_dir),
+        "bundle": str(task.bundle_dir),
+        "command": "python -m satgate_monai.experiments " + shlex.join(args.argv),
+        "settings": {"networks": networks, "gates": gates, "peers": peers, "seeds": args.seeds,
+                     "epochs": epochs if epochs is not None else "bundle", "device": args.device,
+                     "overrides": dict(args.override), "network_args": extra, "dilation": args.dilation,
+                     "bootstrap": args.bootstrap},
+    }
+    atomic_write_json(args.out / "run.json", meta)
+    records = run_cells(task, cells, args.out, rerun_stale=args.rerun_stale, progress=not args.no_progress)
+    results = write_outputs(args.out, records, meta, n_boot=args.bootstrap)
+    print(f"{len(records)} cells; wrote {args.out / 'results.json'}, {args.out / 'report.md'} and "
+          f"{len(results['figures'])} figures in {args.out / 'figures'}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from satgate_monai.experiments.runner import write_outputs
+
+    run_file = args.out / "run.json"
+    if not run_file.is_file():
+        raise ValueError(f"{args.out} is not a run folder (no run.json).")
+    meta = read_json(run_file)
+    records = [read_json(f) for f in sorted((args.out / "cells").glob("*/cell.json"))]
+    if not records:
+        raise ValueError(f"{args.out} has no finished cell.")
+    results = write_outputs(args.out, records, meta, n_boot=args.bootstrap)
+    print(f"{len(records)} cells; wrote {args.out / 'report.md'} and {len(results['figures'])} figures")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return _run(args) if args.command == "run" else _report(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
