@@ -44,7 +44,8 @@ GRID
 
 DICOM
   Headers are validated before stacking; the case fails with an error naming the folder and the fault for: several
-  image series in the folder (they are listed; pick one with --series UID), a missing slice, a duplicated slice
+  image series in the folder (they are listed; pick one with --series UID, or make each its own case with
+  --split-series), a missing slice, a duplicated slice
   position, non-uniform slice spacing, gantry tilt / sheared stacks, mixed orientations or matrix sizes, truncated
   or unreadable files, classic multi-frame files. Handled: slices in any file order (sorted along the slice normal),
   localizer/scout images (ImageType LOCALIZER, or a few slices with another orientation) excluded with a log line,
@@ -83,6 +84,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--series", metavar="UID", default=None,
                    help="SeriesInstanceUID to use in DICOM folders that hold several series (a folder with a single "
                         "series uses it)")
+    p.add_argument("--split-series", action="store_true",
+                   help="make each image series of a multi-series DICOM folder its own case, named "
+                        "<case>_s<SeriesNumber> (instead of failing that case)")
     p.add_argument("--interpolation", choices=("linear", "bspline"), default="linear",
                    help="image interpolation (default linear; bspline = cubic B-spline); labels: nearest neighbour")
     p.add_argument("--compression-level", type=int, default=DEFAULT_COMPRESSION_LEVEL, choices=range(10),
@@ -96,8 +100,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def build_cases(images: Path, labels: Path | None, series_uid: str | None = None) -> list[CaseSpec]:
-    """Pair images and labels by case name.
+def _split_series(name: str, path: Path) -> list[tuple[str, str | None]]:
+    """(case name, series UID) for each image series of a DICOM folder with several; [(name, None)] otherwise."""
+    from data_prep.dicom import list_series
+
+    if not path.is_dir():
+        return [(name, None)]
+    found = [s for s in list_series(path) if not s.localizer_only]
+    if len(found) < 2:
+        return [(name, None)]
+    out, used = [], set()
+    for i, s in enumerate(sorted(found, key=lambda s: (s.number.zfill(6), s.uid))):
+        sub = f"{name}_s{s.number or i + 1}"
+        if sub in used:
+            sub = f"{sub}_{i + 1}"
+        used.add(sub)
+        out.append((sub, s.uid))
+    logger.info("%s: %d series split into cases %s", path, len(out), ", ".join(n for n, _ in out))
+    return out
+
+
+def build_cases(
+    images: Path, labels: Path | None, series_uid: str | None = None, split_series: bool = False
+) -> list[CaseSpec]:
+    """Pair images and labels by case name (``split_series``: one case per series of a multi-series DICOM folder).
 
     Raises:
         FileNotFoundError, ValueError: missing inputs, duplicated case names, nothing found.
@@ -114,12 +140,18 @@ def build_cases(images: Path, labels: Path | None, series_uid: str | None = None
         if missing:
             logger.warning("%d image(s) without a label, prepared unlabelled (test only): %s", len(missing),
                            ", ".join(missing[:10]))
-    return [CaseSpec(name, path, label_cases.get(name), series_uid=series_uid) for name, path in image_cases.items()]
+    cases = []
+    for name, path in image_cases.items():
+        parts = _split_series(name, path) if split_series else [(name, None)]
+        for sub, uid in parts:
+            lab = label_cases.get(sub, label_cases.get(name) if len(parts) == 1 else None)
+            cases.append(CaseSpec(sub, path, lab, series_uid=uid or series_uid))
+    return cases
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        cases = build_cases(args.images, args.labels, args.series)
+        cases = build_cases(args.images, args.labels, args.series, args.split_series)
         modality = None
         if args.modality:
             modality = {str(i): m.strip() for i, m in enumerate(args.modality.split(","))}

@@ -257,3 +257,16 @@ def test_cli_subprocess_with_workers_and_series(tmp_path: Path) -> None:
     r = subprocess.run(cmd + ["--series", "1.2.3.5"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert sitk.ReadImage(str(out / "images" / "two.nii.gz")).GetSize()[2] == 5  # 4 slices -> 5 at 2 mm (the other: 7)
+
+
+def test_split_series_makes_one_case_per_series(tmp_path: Path) -> None:
+    write_series(tmp_path / "in" / "pat", volume(), series_uid="1.2.3.4", series_number=2,
+                 names=[f"a{k}.dcm" for k in range(6)])
+    write_series(tmp_path / "in" / "pat", volume(seed=2)[:4], series_uid="1.2.3.5", series_number=5,
+                 names=[f"b{k}.dcm" for k in range(4)])
+    out = tmp_path / "out"
+    assert main(["prepare", "--images", str(tmp_path / "in"), "--out", str(out), "--split-series",
+                 "--no-progress"]) == 0
+    assert sorted(_report(out)) == ["pat_s2", "pat_s5"]
+    assert sitk.ReadImage(str(out / "images" / "pat_s5.nii.gz")).GetSize()[2] == 5
+    assert sitk.ReadImage(str(out / "images" / "pat_s2.nii.gz")).GetSize()[2] == 7
