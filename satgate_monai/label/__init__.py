@@ -1,0 +1,15 @@
+"""Serve satgate-monai's bundles from a MONAI Label server (3D Slicer, OHIF).
+
+MONAI Label runs in its own environment (``.ci/monailabel_env.sh``, see ``docs/label.md``) because it needs
+``pydicom<3``. This package part has two halves:
+
+- ``python -m satgate_monai.label serve --studies DIR`` (stdlib only, runs in any environment): finds the MONAI Label
+  environment's python, checks every bundle there, writes a small app folder and execs the server in its place.
+- ``satgate_monai.label.app`` (imported only inside the MONAI Label environment): the MONAI Label app whose infer task
+  works around monai 1.6.1's ``Spacingd`` (it updates every ``image_*`` key, and MONAI Label adds a string
+  ``image_path``).
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

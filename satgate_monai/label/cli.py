@@ -1,0 +1,219 @@
+"""``python -m satgate_monai.label``: start a MONAI Label server on satgate-monai's bundles. Standard library only.
+
+    python -m satgate_monai.label serve --studies DIR [--port 8000] [--host 127.0.0.1] [--models a,b,c]
+    python -m satgate_monai.label env          # print (building once if needed) the MONAI Label environment's python
+
+``serve`` finds the MONAI Label environment (see :mod:`satgate_monai.label.environment`), checks every bundle in it
+(network importable, weights fit, ids MONAI Label needs), writes an app folder whose ``model/<name>`` entries link to
+the bundle folders, prints the URL for 3D Slicer and replaces itself with the server process (same PID), so stopping
+that PID stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from satgate_monai.label.environment import cache_dir, find_monailabel_python
+
+__all__ = ["DEFAULT_BUNDLES_DIR", "build_parser", "main", "prepare_app_dir", "resolve_bundles", "server_command"]
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../satgate_monai
+DEFAULT_BUNDLES_DIR = PACKAGE_DIR.parent / "bundles"
+APP_MAIN = '''"""MONAI Label app folder written by `python -m satgate_monai.label serve` (rewritten at every start)."""
+
+from satgate_monai.label.app.main import SATGateLabelApp  # noqa: F401 - MONAI Label looks for MONAILabelApp here
+'''
+
+
+class UsageError(Exception):
+    """A user error: printed as ``error: ...`` with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m satgate_monai.label", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the MONAI Label server on the project's bundles")
+    serve.add_argument("--studies", required=True, help="folder of images to annotate (NIfTI, NRRD, PNG, JPEG)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
+    serve.add_argument(
+        "--models",
+        default="",
+        help="comma-separated bundle names (folders of --bundles-dir) or bundle folders; default: every bundle there",
+    )
+    serve.add_argument("--bundles-dir", default=str(DEFAULT_BUNDLES_DIR), help="where bundle names are looked up")
+    serve.add_argument("--python", default=None, help="the MONAI Label environment's python (default: found/built)")
+    serve.add_argument("--app-dir", default=None, help="app folder to write (default: in the satgate-monai cache)")
+    serve.add_argument(
+        "--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"), help="extra MONAI Label --conf"
+    )
+    serve.add_argument("--skip-check", action="store_true", help="do not check the bundles before starting")
+    serve.add_argument("--dry-run", action="store_true", help="check and print the server command, do not start")
+    env = sub.add_parser("env", help="print the MONAI Label environment's python (built once if missing)")
+    env.add_argument("--python", default=None, help="use this python instead of looking it up")
+    return parser
+
+
+def resolve_bundles(models: str, bundles_dir: str | os.PathLike) -> dict[str, Path]:
+    """Map ``--models`` to bundle folders: names in ``bundles_dir`` or paths; empty means every bundle there.
+
+    Raises:
+        UsageError: a name that is neither a bundle folder nor a path, duplicate names, or no bundle at all.
+    """
+    root = Path(bundles_dir)
+    items = [m.strip() for m in models.split(",") if m.strip()]
+    if not items:
+        if not root.is_dir():
+            raise UsageError(f"--bundles-dir {root} does not exist: pass --models with bundle folders")
+        items = sorted(p.name for p in root.iterdir() if (p / "configs").is_dir())
+        if not items:
+            raise UsageError(f"no bundle (a folder with configs/) in {root}")
+    bundles: dict[str, Path] = {}
+    for item in items:
+        path = Path(item) if os.sep in item or Path(item).is_absolute() else root / item
+        if not path.is_dir():
+            raise UsageError(f"bundle {item!r} not found: {path} is not a folder")
+        name = path.resolve().name
+        if name in bundles:
+            raise UsageError(f"two bundles named {name!r}: {bundles[name]} and {path.resolve()}")
+        bundles[name] = path.resolve()
+    return bundles
+
+
+def check_bundles(python: Path, bundles: dict[str, Path], env: dict[str, str]) -> list[dict]:
+    """Run :mod:`satgate_monai.label.precheck` in the MONAI Label environment; return its reports."""
+    cmd = [str(python), "-m", "satgate_monai.label.precheck", *map(str, bundles.values())]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise UsageError(
+            f"the bundle check failed in the MONAI Label environment ({python}):\n{proc.stderr.strip()[-3000:]}"
+        )
+    return json.loads(lines[-1])
+
+
+def prepare_app_dir(app_dir: Path, bundles: dict[str, Path]) -> None:
+    """Write the app folder: ``main.py``, ``model/<name>`` links to the bundles, ``python/satgate_monai`` link.
+
+    Links left by an earlier start are replaced; a real file or folder in ``model/`` is never touched.
+
+    Raises:
+        UsageError: ``model/<name>`` exists and is not a link.
+    """
+    (app_dir / "model").mkdir(parents=True, exist_ok=True)
+    (app_dir / "python").mkdir(exist_ok=True)
+    tmp = app_dir / f".main.py.{os.getpid()}"
+    tmp.write_text(APP_MAIN)
+    os.replace(tmp, app_dir / "main.py")
+    for entry in (app_dir / "model").iterdir():
+        if entry.is_symlink():
+            entry.unlink()
+    for name, path in bundles.items():
+        link = app_dir / "model" / name
+        if link.exists():
+            raise UsageError(f"{link} exists and is not a link made by this command: remove it or use --app-dir")
+        link.symlink_to(path, target_is_directory=True)
+    pkg_link = app_dir / "python" / "satgate_monai"
+    if pkg_link.is_symlink() or pkg_link.exists():
+        pkg_link.unlink()
+    pkg_link.symlink_to(PACKAGE_DIR, target_is_directory=True)
+
+
+def server_env(app_dir: Path) -> dict[str, str]:
+    """The server's environment: satgate_monai importable, no model-zoo lookup, no experiment tracking."""
+    env = dict(os.environ)
+    paths = [str(app_dir / "python")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["BUNDLE_DOWNLOAD_SRC"] = "github"
+    env["MONAI_ZOO_SOURCE"] = "github"
+    env["MONAI_LABEL_TRACKING_ENABLED"] = "false"
+    return env
+
+
+def server_command(
+    python: Path, app_dir: Path, studies: Path, host: str, port: int, models: list[str], conf: list[list[str]]
+) -> list[str]:
+    """The ``monailabel.main start_server`` command line (run with the environment's own interpreter)."""
+    cmd = [str(python), "-m", "monailabel.main", "start_server", "--app", str(app_dir), "--studies", str(studies)]
+    cmd += ["--host", host, "--port", str(port), "--conf", "models", ",".join(models)]
+    cmd += ["--conf", "zoo_source", "github", "--conf", "sam2", "false", "--conf", "preload", "false"]
+    for key, value in conf:
+        cmd += ["--conf", key, value]
+    return cmd
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve(args: argparse.Namespace) -> int:
+    studies = Path(args.studies).resolve()
+    if not studies.is_dir():
+        raise UsageError(f"--studies {args.studies}: not a folder (make it and put the images to annotate there)")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: not a port number")
+    bundles = resolve_bundles(args.models, args.bundles_dir)
+    try:
+        python = find_monailabel_python(args.python)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from e
+    app_dir = Path(args.app_dir).resolve() if args.app_dir else cache_dir() / "label-app" / f"{args.host}-{args.port}"
+    prepare_app_dir(app_dir, bundles)
+    env = server_env(app_dir)
+
+    reports = [] if args.skip_check else check_bundles(python, bundles, env)
+    failed = [r for r in reports if r["errors"]]
+    for r in reports:
+        for w in r["warnings"]:
+            print(f"warning: bundle {r['name']!r}: {w}", file=sys.stderr)
+    if failed:
+        msgs = [f"bundle {r['name']!r} ({r['path']}): {e}" for r in failed for e in r["errors"]]
+        raise UsageError("cannot serve:\n  " + "\n  ".join(msgs))
+    if not _port_free(args.host, args.port):
+        raise UsageError(f"port {args.port} on {args.host} is in use: pick another with --port")
+
+    cmd = server_command(python, app_dir, studies, args.host, args.port, list(bundles), args.conf)
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    url = f"http://{shown_host}:{args.port}"
+    print("satgate-monai MONAI Label server")
+    for r in reports:
+        labels = ", ".join(r.get("labels") or {})
+        print(f"  model   {r['name']}: {r['dimension']}D, labels: {labels} ({r.get('network')})")
+    print(f"  studies {studies}")
+    print(f"  app     {app_dir}")
+    print(f"  URL     {url}")
+    print("3D Slicer: open the MONAI Label module, paste the URL into 'MONAI Label server', press the refresh button.")
+    if args.host in ("0.0.0.0", "::"):
+        print("Bound to every network interface: other computers reach it at http://<this computer's name>:PORT.")
+    print("Stop the server with Ctrl+C.", flush=True)
+    if args.dry_run:
+        print(" ".join(cmd))
+        return 0
+    sys.stderr.flush()
+    os.execve(cmd[0], cmd, env)
+    return 1  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "env":
+            print(find_monailabel_python(args.python))
+            return 0
+        return serve(args)
+    except (UsageError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
