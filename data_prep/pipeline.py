@@ -145,27 +145,38 @@ def _split_channels(image: sitk.Image, channel: int | None, what: str) -> list[s
     return [pick(c) for c in range(n)]
 
 
-def _prepare_label(label: sitk.Image, label_map: Mapping[int, int] | None, what: str) -> sitk.Image:
+def _check_label(label: sitk.Image, what: str) -> None:
+    """A label must be one scalar channel of class indices: integer values >= 0 (checked on the full array)."""
     if label.GetNumberOfComponentsPerPixel() != 1 or label.GetDimension() == 4:
         raise ValueError(f"label {what} must be a single-channel image, got {label.GetDimension()}D with "
                          f"{label.GetNumberOfComponentsPerPixel()} component(s)")
     arr = sitk.GetArrayViewFromImage(label)
     if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
-            bad = arr[~np.isclose(arr, np.round(arr))] if np.all(np.isfinite(arr)) else [float("nan")]
-            raise ValueError(f"label {what} has non-integer values (e.g. {float(bad[0]):g}): a probability map or an "
-                             "interpolated label? Labels must hold class indices")
-    values = np.unique(arr)
-    if values.size and values.min() < 0:
-        raise ValueError(f"label {what} has negative values (min {values.min()}): labels must be class indices >= 0")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"label {what} has NaN or infinite values")
+        frac = arr != np.round(arr)
+        if frac.any():
+            raise ValueError(f"label {what} has non-integer values (e.g. {float(arr[frac][0]):g}): a probability "
+                             "map or an interpolated label? Labels must hold class indices")
+    if arr.size and (np.issubdtype(arr.dtype, np.signedinteger) or np.issubdtype(arr.dtype, np.floating)):
+        lo = arr.min()
+        if lo < 0:
+            raise ValueError(f"label {what} has negative values (min {lo}): labels must be class indices >= 0")
+
+
+def _finish_label(label: sitk.Image, label_map: Mapping[int, int] | None) -> sitk.Image:
+    """Apply ``label_map`` and cast to the smallest unsigned type (done after nearest-neighbour resampling, which
+    commutes with any value mapping, so it runs on the small output)."""
+    arr = sitk.GetArrayFromImage(label)
     out = arr.astype(np.int64)
     if label_map:
-        lut_max = int(max(values.max(initial=0), max(label_map)))
+        for src, dst in label_map.items():
+            if int(src) < 0 or int(dst) < 0:
+                raise ValueError(f"label_map values must be >= 0, got {src}->{dst}")
+        lut_max = int(max(out.max(initial=0), max(int(k) for k in label_map)))
         lut = np.arange(lut_max + 1, dtype=np.int64)
         for src, dst in label_map.items():
-            if src < 0 or dst < 0:
-                raise ValueError(f"label_map values must be >= 0, got {src}->{dst}")
-            lut[src] = dst
+            lut[int(src)] = int(dst)
         out = lut[out]
     vmax = int(out.max(initial=0))
     dtype = np.uint8 if vmax < 256 else np.uint16 if vmax < 65536 else np.uint32
@@ -223,8 +234,8 @@ def process_case(spec: CaseSpec, out_dir: str | os.PathLike, options: PrepareOpt
         row.source_orientation = orientation_code(channels[0])
         label = None
         if spec.label is not None:
-            raw = read_image(spec.label)
-            label = _prepare_label(raw, spec.label_map, str(spec.label))
+            label = read_image(spec.label)
+            _check_label(label, str(spec.label))
             check_same_physical_space(channels[0], label, image_name=str(spec.image), label_name=str(spec.label))
             label.CopyInformation(channels[0])  # identical within tolerance: use the image's exact geometry
         grid = isotropic_grid(channels[0], options.spacing)
@@ -234,7 +245,8 @@ def process_case(spec: CaseSpec, out_dir: str | os.PathLike, options: PrepareOpt
         ]
         out_img = resampled[0] if len(resampled) == 1 else sitk.JoinSeries(resampled)
         if label is not None:
-            write_nifti(resample_label(label, grid=grid), out / lab_rel, options.compression_level)
+            out_lab = _finish_label(resample_label(label, grid=grid), spec.label_map)
+            write_nifti(out_lab, out / lab_rel, options.compression_level)
         write_nifti(out_img, out / img_rel, options.compression_level)
         row.output_size = format_tuple(out_img.GetSize())
         row.status = "ok"
