@@ -196,6 +196,9 @@ class BundleRunner:
         self.network.eval()
         post = parser.get_parsed_content("postprocessing") if "postprocessing" in parser else None
         self.postprocessing, self.dropped = self._network_space_postprocessing(post)
+        if self.dropped:
+            logger.info("bundle postprocessing runs in network space without %s: the label map returns to the "
+                        "source grid by nearest-neighbour resampling", ", ".join(self.dropped))
 
     @staticmethod
     def _network_space_postprocessing(post: Callable | None) -> tuple[Callable | None, list[str]]:

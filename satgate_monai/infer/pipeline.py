@@ -86,16 +86,20 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         return report
     try:
         image = read_image(case.path)
+        t_read = time.perf_counter()
         if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
             raise ValueError(f"{case.path}: expected a 3D single-channel image, got {image.GetDimension()}D with "
                              f"{image.GetNumberOfComponentsPerPixel()} component(s)")
         with tempfile.TemporaryDirectory(prefix="satgate-infer-") as td:
             tmp_image = Path(td) / "image.nii"
             sitk.WriteImage(image, str(tmp_image), useCompression=False)
+            t_tmp = time.perf_counter()
             net_out = runner.predict(tmp_image, save_attention=opts.save_attention)
+        t_net = time.perf_counter()
         label = resample_to_source(net_out.label, image, interpolation="nearest")
         attention = {name: resample_to_source(sitk.Cast(m, sitk.sitkFloat32), image, interpolation="linear")
                      for name, m in net_out.attention.items()}
+        t_back = time.perf_counter()
         report.volumes_ml = label_volumes_ml(label, runner.labels)
         writes: list[tuple[Path, Callable[[Path], object]]] = []
         if "nifti" in opts.formats:
@@ -110,6 +114,10 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
             for final, write in writes:
                 write(stack.enter_context(atomic_path(final)))
         report.outputs = [p.name for p, _ in writes]
+        logger.debug("case %s: read %.2f s, temporary NIfTI %.2f s, bundle pipeline %.2f s (network grid %s), "
+                     "back to source grid %.2f s, write %.2f s", case.name, t_read - t0, t_tmp - t_read,
+                     t_net - t_tmp, "x".join(map(str, net_out.network_shape)), t_back - t_net,
+                     time.perf_counter() - t_back)
     except Exception as e:  # a bad case is reported, the others go on
         logger.debug("case %s failed", case.name, exc_info=True)
         report.status = "failed"

@@ -138,3 +138,19 @@ def test_unusable_runs_exit_2(liver_bundle, small_ct, threshold_ckpt, tmp_path, 
     err = capsys.readouterr().err
     assert "no_bundle" in err and "missing.nii.gz" in err and "inside the input" in err and "missing.pt" in err
     assert "png" in err
+
+
+def test_runner_uses_the_bundle_config(liver_bundle, threshold_ckpt):
+    from satgate_monai.infer.bundle import BundleRunner
+    from satgate_monai.infer.cli import parse_overrides
+
+    runner = BundleRunner(liver_bundle, device="cpu", ckpt=threshold_ckpt, overlap=0.5,
+                          overrides=parse_overrides(THRESHOLD_OVERRIDES))
+    assert runner.inferer.overlap == 0.5 and list(runner.inferer.roi_size) == [32, 32, 32]
+    assert runner.dropped == ["Invertd", "SaveImaged"]  # the rest of the bundle's postprocessing runs
+    assert [type(t).__name__ for t in runner.postprocessing.transforms] == ["Activationsd", "AsDiscreted"]
+    assert runner.labels == {1: "liver"} and runner.device.type == "cpu"
+    assert float(runner.network.level) == pytest.approx(0.3)  # weights came from the checkpoint
+    with pytest.raises(ValueError, match="overlap"):
+        BundleRunner(liver_bundle, device="cpu", ckpt=threshold_ckpt, overlap=1.5,
+                     overrides=parse_overrides(THRESHOLD_OVERRIDES))
