@@ -24,13 +24,13 @@ def count_params(net: torch.nn.Module) -> int:
 
 
 def measure_step(net: torch.nn.Module, input_shape: tuple[int, ...], device: str = "cpu",
-                 repeats: int = 2) -> tuple[float, float]:
+                 repeats: int = 1) -> tuple[float, float]:
     """Seconds of one training step (forward + backward + Adadelta update) on a batch of ``input_shape``, and of
     one single-sample forward pass (best of ``repeats`` after a warm-up).
 
     Args:
         net: the network.
-        input_shape: ``(N, C, *S)`` training batch shape.
+        input_shape: ``(N, C, *S)`` training batch shape (use ``N = 1`` and scale for a quick estimate).
         device: torch device string.
     """
     dev = torch.device(device)
