@@ -39,7 +39,10 @@ from satgate_monai.infer.geometry import array_to_sitk
 from satgate_monai.networks.blocks.skip_gates import ATGate, SATGate
 from satgate_monai.networks.inspection import attention_maps, gate_modules
 
-__all__ = ["BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def", "to_label_map"]
+__all__ = [
+    "BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def", "input_spatial_dims",
+    "to_label_map",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,17 @@ def find_config(bundle_dir: str | os.PathLike, name: str = "inference") -> Path:
         if p.is_file():
             return p
     raise FileNotFoundError(f"{root} is not a bundle with an inference config: no configs/{name}.json or .yaml")
+
+
+def input_spatial_dims(bundle_dir: str | os.PathLike) -> int | None:
+    """Length of the input ``spatial_shape`` in ``configs/metadata.json`` (2 or 3), or None when not stated."""
+    meta = Path(bundle_dir) / "configs" / "metadata.json"
+    if not meta.is_file():
+        return None
+    with open(meta, encoding="utf-8") as f:
+        inputs = json.load(f).get("network_data_format", {}).get("inputs", {})
+    shape = (inputs.get("image") or next(iter(inputs.values()), {})).get("spatial_shape")
+    return len(shape) if isinstance(shape, list) and shape else None
 
 
 def read_channel_def(bundle_dir: str | os.PathLike) -> dict[int, str]:
@@ -159,6 +173,10 @@ class BundleRunner:
         self.device = resolve_device(device)
         self.config_file = find_config(self.bundle_dir, config)
         self.labels = read_channel_def(self.bundle_dir)
+        dims = input_spatial_dims(self.bundle_dir)
+        if dims is not None and dims != 3:
+            raise ValueError(f"{self.bundle_dir.name} is a {dims}D bundle (metadata input spatial_shape): the clinical "
+                             "CLI runs 3D bundles on volumes (CT/MR); use `python -m monai.bundle run` for it")
         parser = ConfigParser()
         parser.read_config(str(self.config_file))
         meta = self.bundle_dir / "configs" / "metadata.json"

@@ -122,3 +122,20 @@ def read_report(out: Path) -> dict[str, dict[str, str]]:
 
     with open(out / "report.csv", newline="", encoding="utf-8") as f:
         return {r["case"]: r for r in csv.DictReader(f)}
+
+
+def add_localizer(folder: Path) -> str:
+    """Add a coronal LOCALIZER image of the same series to ``folder`` (as scanners do); return its SOP UID."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    src = pydicom.dcmread(next(p for p in sorted(folder.iterdir()) if p.is_file()))
+    ds = src.copy()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    ds.Rows, ds.Columns = 32, 48
+    ds.InstanceNumber = 999
+    ds.PixelData = np.zeros((32, 48), np.uint16).tobytes()
+    pydicom.dcmwrite(folder / "LOCALIZER", ds, enforce_file_format=True)
+    return ds.SOPInstanceUID

@@ -12,7 +12,7 @@ import torch
 
 from satgate_monai.infer.cli import main
 from tests.infer.conftest import THRESHOLD_OVERRIDES, TINY_UNET_OVERRIDES
-from tests.infer.helpers import read_report, set_args, write_ct_series
+from tests.infer.helpers import add_localizer, read_report, set_args, write_ct_series
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,21 @@ def test_folder_with_a_broken_case(liver_bundle, small_ct, threshold_ckpt, tmp_p
     assert not list(out.glob("broken_dicom*")) and not list(out.glob(".*"))  # nothing partial, no temporaries
     assert not (out / "good_nifti_seg.dcm").exists()  # DICOM-SEG only for DICOM input
     assert "broken_dicom: failed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_series_with_a_localizer(liver_bundle, small_ct, threshold_ckpt, tmp_path):
+    """The reader leaves the scout out; the DICOM-SEG references exactly the stack's instances, not the scout."""
+    import pydicom
+
+    series = tmp_path / "with_scout"
+    uids = write_ct_series(small_ct, series, seed=4)
+    scout = add_localizer(series)
+    assert _cli(liver_bundle, series, tmp_path / "out", threshold_ckpt) == 0
+    seg = pydicom.dcmread(tmp_path / "out" / "with_scout_seg.dcm")
+    refs = [fg.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+            for fg in seg.PerFrameFunctionalGroupsSequence]
+    assert sorted(refs) == sorted(uids) and scout not in refs
 
 
 class _Payload:
@@ -138,6 +153,11 @@ def test_unusable_runs_exit_2(liver_bundle, small_ct, threshold_ckpt, tmp_path, 
     err = capsys.readouterr().err
     assert "no_bundle" in err and "missing.nii.gz" in err and "inside the input" in err and "missing.pt" in err
     assert "png" in err
+    skin = liver_bundle.parent / "skin_lesion_sat"
+    if skin.is_dir():
+        assert _cli(skin, image, tmp_path / "out", threshold_ckpt) == 2
+        assert "2D bundle" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_runner_uses_the_bundle_config(liver_bundle, threshold_ckpt):
