@@ -84,6 +84,10 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         report.error = f"outputs exist ({', '.join(p.name for p in existing)}): pass --overwrite to replace them"
         report.outputs = [p.name for p in existing]
         return report
+    if "nifti" not in opts.formats and not case.is_dicom and not opts.save_attention:
+        report.status = "skipped"
+        report.error = "nothing to write: --format dicomseg applies to DICOM input only (add nifti)"
+        return report
     try:
         image = read_image(case.path)
         t_read = time.perf_counter()
