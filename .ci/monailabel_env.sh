@@ -2,6 +2,7 @@
 # Build (or reuse) the separate MONAI Label environment of satgate-monai and print its python on the last line.
 #
 #   bash .ci/monailabel_env.sh            # -> .../satgate-monai/monailabel-<hash>/bin/python
+#   bash .ci/monailabel_env.sh --path     # print where that python is (or will be), build nothing
 #
 # MONAI Label 0.8.5 needs pydicom<3 and dicomweb-client<0.60, which conflict with the project's environment, so it
 # gets its own virtual environment, built from satgate_monai/label/requirements-monailabel.txt and cached OUTSIDE the
@@ -33,6 +34,11 @@ pyver="$("$base_python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 hash="$( { cat "$req"; echo "python=$pyver"; } | sha256sum | cut -c1-16)"
 env_dir="$cache/monailabel-$hash"
 py="$env_dir/bin/python"
+if [[ "${1:-}" == "--path" ]]; then
+    echo "$py"
+    exit 0
+fi
+[[ $# -eq 0 ]] || die "unknown argument: $1 (usage: $0 [--path])"
 
 # The import check a usable environment must pass (satgate_monai comes from this checkout via PYTHONPATH).
 check_env() {

@@ -51,9 +51,9 @@ def _import_error(target: str) -> str | None:
     try:
         mod = importlib.import_module(module)
     except Exception as e:
-        return f"cannot import module {module!r}: {type(e).__name__}: {e}"
+        return f"cannot be imported ({type(e).__name__}: {e})"
     if not hasattr(mod, attr):
-        return f"module {module!r} has no attribute {attr!r}"
+        return f"cannot be imported (module {module!r} has no attribute {attr!r})"
     return None
 
 
@@ -124,7 +124,10 @@ def check_bundle(path: str) -> dict[str, Any]:
                     except Exception as e:
                         problem = f"cannot be built: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 if problem is not None:
-                    errors.append(f"network_def _target_ {target!r} {problem}")
+                    errors.append(
+                        f"network_def _target_ {target!r} {problem}; the MONAI Label environment ({sys.executable}) "
+                        "must be able to import and build it"
+                    )
                 elif os.path.isfile(weights):
                     errors.extend(_check_weights(net, weights))
         except Exception as e:
