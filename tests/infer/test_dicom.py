@@ -86,3 +86,29 @@ def test_oblique_series(liver_bundle, oblique_dicom, oblique_image, threshold_ck
     series, uids = oblique_dicom
     _run(liver_bundle, series, tmp_path / "out", threshold_ckpt)
     _check_case(series, uids, oblique_image, tmp_path / "out")
+
+
+def test_dicomseg_on_a_grid_that_does_not_match_the_slices(ct_dicom, lung_crop):
+    """Irregular case: labels on another grid (shifted half a slice) -> own plane positions, series still referenced."""
+    from satgate_monai.infer.dicomseg import build_dicom_seg, collect_source_instances, match_frames
+
+    folder, uids = ct_dicom
+    series = collect_source_instances(folder)[0]
+    label = sitk.Image(lung_crop.GetSize(), sitk.sitkUInt8)
+    label.CopyInformation(lung_crop)
+    assert match_frames(series, label) is not None
+    origin = np.asarray(lung_crop.GetOrigin()) + 0.5 * lung_crop.GetSpacing()[2] * np.asarray(
+        lung_crop.GetDirection()).reshape(3, 3)[:, 2]
+    label.SetOrigin(tuple(origin))
+    arr = np.zeros(sitk.GetArrayViewFromImage(label).shape, np.uint8)
+    arr[5:9, 40:80, 30:70] = 1
+    shifted = sitk.GetImageFromArray(arr)
+    shifted.CopyInformation(label)
+    assert match_frames(series, shifted) is None
+    seg, matched = build_dicom_seg(shifted, series, {1: "liver"}, algorithm_name="test", algorithm_version="0")
+    assert not matched
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series[0].SeriesInstanceUID
+    fgs = seg.PerFrameFunctionalGroupsSequence
+    z = sorted(float(fg.PlanePositionSequence[0].ImagePositionPatient[2]) for fg in fgs)
+    np.testing.assert_allclose(z[0], origin[2], atol=1e-3)  # the label grid's own positions
+    assert int(np.asarray(seg.pixel_array).sum()) == int(arr.sum())
