@@ -144,21 +144,20 @@ class TransitionDown(nn.Sequential):
 class TransitionUp(nn.Module):
     """FC-DenseNet's transition up: a transposed convolution (3x3, stride 2 in the paper), no norm or activation.
 
-    It up-samples only the new feature maps of the block below, then the skip (through its gate) is concatenated.
+    It up-samples only the new feature maps of the block below, then the gated skip is concatenated.
 
     Shapes:
-        ``x (N, in_channels, *S / stride)``, ``skip (N, skip_channels, *S)`` ->
-        ``(N, in_channels + gate.out_channels, *S)``.
+        ``x (N, in_channels, *S / stride)``, ``gated_skip (N, gated_channels, *S)`` ->
+        ``(N, in_channels + gated_channels, *S)``.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, skip_channels: int, stride: int, up_kernel_size: int,
-                 bias: bool, gate: GateSpec) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int, gated_channels: int, stride: int, up_kernel_size: int,
+                 bias: bool) -> None:
         super().__init__()
         padding, output_padding = transposed_padding(up_kernel_size, stride)
         self.up = Conv[Conv.CONVTRANS, spatial_dims](in_channels, in_channels, up_kernel_size, stride=stride,
                                                      padding=padding, output_padding=output_padding, bias=bias)
-        self.gate = build_skip_gate(gate, spatial_dims, skip_channels)
-        self.out_channels = in_channels + self.gate.out_channels
+        self.out_channels = in_channels + gated_channels
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.up(x), self.gate(skip)], dim=1)
+    def forward(self, x: torch.Tensor, gated_skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.up(x), gated_skip], dim=1)

@@ -1,5 +1,5 @@
 """V-Net building blocks (Milletari et al., "V-Net", 3DV 2016): residual convolution stages, strided-conv down,
-transposed-conv up with a gated skip.
+transposed-conv up joined with a gated skip.
 
 Every convolution is ``conv - norm - dropout - act`` (MONAI's ``Convolution``); a residual stage adds its input to the
 output of its last convolution before that convolution's activation, as in He et al. (2016).
@@ -14,7 +14,6 @@ from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
 from satgate_monai.networks.blocks.utils import ActSpec, channel_act, transposed_padding
-from satgate_monai.networks.factories import GateSpec, build_skip_gate
 
 __all__ = ["ResidualStage", "VNetDownStage", "VNetUpStage"]
 
@@ -116,28 +115,29 @@ class VNetDownStage(nn.Module):
 
 
 class VNetUpStage(nn.Module):
-    """Transposed convolution up, ``gate(skip)``, concatenation, residual stage.
+    """Transposed convolution up, concatenation with the gated skip, residual stage.
 
     The up-sampled features have ``skip_channels`` channels and the stage is ``2 * skip_channels`` wide, as in V-Net;
-    with a one-channel gate (``sat``/``at``) the stage's first convolution takes ``skip_channels + 1`` channels and
-    the shortcut zero-pads the concatenation to the stage width (parameter-free, so only that convolution shrinks).
+    with a one-channel gate (``sat``/``at``, ``gated_channels == 1``) the stage's first convolution takes
+    ``skip_channels + 1`` channels and the shortcut zero-pads the concatenation to the stage width (parameter-free,
+    so only that convolution shrinks).
 
     Shapes:
-        ``x (N, in_channels, *S / stride)`` and ``skip (N, skip_channels, *S)`` -> ``(N, 2 * skip_channels, *S)``.
+        ``x (N, in_channels, *S / stride)`` and ``gated_skip (N, gated_channels, *S)`` ->
+        ``(N, 2 * skip_channels, *S)``.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, skip_channels: int, stride: int, num_convs: int,
-                 kernel_size: int, up_kernel_size: int, act: ActSpec, norm: ActSpec, dropout: float, bias: bool,
-                 gate: GateSpec) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int, skip_channels: int, gated_channels: int, stride: int,
+                 num_convs: int, kernel_size: int, up_kernel_size: int, act: ActSpec, norm: ActSpec, dropout: float,
+                 bias: bool) -> None:
         super().__init__()
         padding, output_padding = transposed_padding(up_kernel_size, stride)
         self.out_channels = 2 * skip_channels
         self.up = Convolution(spatial_dims, in_channels, skip_channels, strides=stride, kernel_size=up_kernel_size,
                               act=channel_act(act, skip_channels), norm=norm, dropout=dropout, bias=bias,
                               is_transposed=True, padding=padding, output_padding=output_padding)
-        self.gate = build_skip_gate(gate, spatial_dims, skip_channels)
-        self.stage = ResidualStage(spatial_dims, skip_channels + self.gate.out_channels, self.out_channels, num_convs,
+        self.stage = ResidualStage(spatial_dims, skip_channels + gated_channels, self.out_channels, num_convs,
                                    kernel_size, act, norm, dropout, bias, shortcut="pad")
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.stage(torch.cat([self.up(x), self.gate(skip)], dim=1))
+    def forward(self, x: torch.Tensor, gated_skip: torch.Tensor) -> torch.Tensor:
+        return self.stage(torch.cat([self.up(x), gated_skip], dim=1))

@@ -4,11 +4,11 @@ gates on the long skips and, optionally, inside the dense blocks (Taghanaki et a
 Architecture (Jégou et al., Table 2), with ``n = (len(layers_per_block) - 1) / 2`` down-samplings:
 
 * a ``kernel_size`` convolution to ``first_channels`` (48);
-* down path: dense block (its input kept in its output) -> long skip -> transition down (``norm - act - 1x1 conv -
-  dropout - max-pool``);
+* down path: dense block (its input kept in its output) -> long skip, gated at once -> transition down (``norm - act -
+  1x1 conv - dropout - max-pool``);
 * bottleneck dense block, output only its new feature maps;
 * up path: transition up (``up_kernel_size`` transposed convolution, stride 2, over the new maps of the block below)
-  -> concatenation with ``gate(skip)`` -> dense block (new maps only, except the last block, which keeps its input);
+  -> concatenation with the gated skip -> dense block (new maps only, except the last block, which keeps its input);
 * a 1x1 convolution to ``out_channels`` (logits).
 """
 
@@ -28,7 +28,7 @@ from satgate_monai.networks.blocks.utils import (
     check_positive_ints,
     check_spatial_shape,
 )
-from satgate_monai.networks.factories import GateSpec, gate_name
+from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
 from satgate_monai.networks.init import init_weights
 
 __all__ = ["SATFCDenseNet", "FCDENSENET_PRESETS"]
@@ -166,6 +166,8 @@ class SATFCDenseNet(nn.Module):
             skip_channels.append(width)
             self.down_blocks.append(block)
             self.transitions_down.append(TransitionDown(spatial_dims, width, strides[level], act, norm, dropout, bias))
+        # one gate per long skip, shallow to deep, applied as soon as the skip is produced
+        self.skip_gates = nn.ModuleList(build_skip_gate(skip_gate, spatial_dims, c) for c in skip_channels)
         self.bottleneck = DenseBlock(spatial_dims, width, growth_rate, layers_per_block[n_pool], kernel_size, act,
                                      norm, dropout, bias, dense_gate, keep_input=False)
         width = self.bottleneck.out_channels
@@ -173,8 +175,8 @@ class SATFCDenseNet(nn.Module):
         self.transitions_up = nn.ModuleList()
         self.up_blocks = nn.ModuleList()
         for i, level in enumerate(reversed(range(n_pool))):
-            up = TransitionUp(spatial_dims, width, skip_channels[level], strides[level], up_kernel_size, bias,
-                              skip_gate)
+            up = TransitionUp(spatial_dims, width, self.skip_gates[level].out_channels, strides[level],
+                              up_kernel_size, bias)
             block = DenseBlock(spatial_dims, up.out_channels, growth_rate, layers_per_block[n_pool + 1 + i],
                                kernel_size, act, norm, dropout, bias, dense_gate, keep_input=level == 0)
             width = block.out_channels
@@ -187,15 +189,15 @@ class SATFCDenseNet(nn.Module):
     def gates(self) -> list[nn.Module]:
         """The long-skip gates, from the shallowest skip to the deepest (dense gates are found by
         :func:`~satgate_monai.networks.inspection.gate_modules`)."""
-        return [up.gate for up in reversed(self.transitions_up)]
+        return list(self.skip_gates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spatial_shape(list(x.shape[2:]), self.spatial_dims, self.size_divisor, "SATFCDenseNet")
         x = self.first_conv(x)
         skips: list[torch.Tensor] = []
-        for block, down in zip(self.down_blocks, self.transitions_down):
+        for block, gate, down in zip(self.down_blocks, self.skip_gates, self.transitions_down):
             x = block(x)
-            skips.append(x)
+            skips.append(gate(x))  # only the gate's output waits for the up path
             x = down(x)
         x = self.bottleneck(x)
         depth = len(skips)

@@ -1,9 +1,11 @@
 """SATUNet: the classic U-Net (Ronneberger et al., 2015) with a Select-Attend-Transfer gate on every skip.
 
 Encoder stage: two ``conv - norm - act`` layers (``kernel_size``), preceded by max-pooling (``strides``) from the
-second stage on. Decoder stage: transposed convolution up, ``gate(skip)``, concatenation, two conv layers. The decoder
-sizes its input from ``gate.out_channels``, so ``skip_gate="org"`` gives the plain U-Net exactly and ``"sat"``/``"at"``
-concatenate a single channel (Taghanaki et al., MLMI 2019, arXiv:1804.05181, Fig. 2).
+second stage on; each skip goes through its gate as soon as it is produced (only the gate's output is kept for the
+decoder, which is where SAT saves memory). Decoder stage: transposed convolution up, concatenation with the gated
+skip, two conv layers. The decoder sizes its input from ``gate.out_channels``, so ``skip_gate="org"`` gives the plain
+U-Net exactly and ``"sat"``/``"at"`` concatenate a single channel (Taghanaki et al., MLMI 2019, arXiv:1804.05181,
+Fig. 2).
 """
 
 from __future__ import annotations
@@ -46,24 +48,24 @@ class _EncoderStage(nn.Module):
 
 
 class _DecoderStage(nn.Module):
-    """Upsample, gate the skip, concatenate, double convolution.
+    """Upsample, concatenate the gated skip, double convolution.
 
-    Shapes: ``x (N, in, *S/stride)`` and ``skip (N, skip, *S)`` -> ``(N, out, *S)``.
+    Shapes: ``x (N, in, *S/stride)`` and ``gated_skip (N, gated, *S)`` -> ``(N, out, *S)``; ``gated`` is the gate's
+    ``out_channels``.
     """
 
-    def __init__(self, spatial_dims, in_channels, skip_channels, out_channels, stride, kernel_size, up_kernel_size,
-                 act, norm, dropout, bias, gate: GateSpec) -> None:
+    def __init__(self, spatial_dims, in_channels, gated_channels, out_channels, stride, kernel_size, up_kernel_size,
+                 act, norm, dropout, bias) -> None:
         super().__init__()
         padding = (up_kernel_size - stride + 1) // 2  # output size is exactly ``stride`` times the input size
         self.up = Convolution(spatial_dims, in_channels, out_channels, strides=stride, kernel_size=up_kernel_size,
                               act=act, norm=norm, dropout=dropout, bias=bias, is_transposed=True, padding=padding,
                               output_padding=stride - up_kernel_size + 2 * padding)
-        self.gate = build_skip_gate(gate, spatial_dims, skip_channels)
-        self.conv = _double_conv(spatial_dims, out_channels + self.gate.out_channels, out_channels, kernel_size, act,
-                                 norm, dropout, bias)
+        self.conv = _double_conv(spatial_dims, out_channels + gated_channels, out_channels, kernel_size, act, norm,
+                                 dropout, bias)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([self.up(x), self.gate(skip)], dim=1))
+    def forward(self, x: torch.Tensor, gated_skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([self.up(x), gated_skip], dim=1))
 
 
 class SATUNet(nn.Module):
@@ -151,10 +153,15 @@ class SATUNet(nn.Module):
                 _EncoderStage(spatial_dims, previous, width, stride, kernel_size, act, norm, dropout, bias)
             )
             previous = width
+        # one gate per skip, shallow to deep; applied as soon as the encoder produces the skip, so only the gate's
+        # output (one channel for sat/at) waits for the decoder
+        self.skip_gates = nn.ModuleList(
+            build_skip_gate(skip_gate, spatial_dims, width) for width in channels[:-1]
+        )
         # decoder stages from the deepest skip up to the first
         self.decoder = nn.ModuleList(
-            _DecoderStage(spatial_dims, channels[level + 1], channels[level], channels[level], strides[level],
-                          kernel_size, up_kernel_size, act, norm, dropout, bias, skip_gate)
+            _DecoderStage(spatial_dims, channels[level + 1], self.skip_gates[level].out_channels, channels[level],
+                          strides[level], kernel_size, up_kernel_size, act, norm, dropout, bias)
             for level in reversed(range(len(channels) - 1))
         )
         self.head = Convolution(spatial_dims, channels[0], out_channels, kernel_size=1, conv_only=True, bias=True)
@@ -164,7 +171,16 @@ class SATUNet(nn.Module):
     @property
     def gates(self) -> list[nn.Module]:
         """The skip gates, from the shallowest skip to the deepest."""
-        return [stage.gate for stage in reversed(self.decoder)]
+        return list(self.skip_gates)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints from version 0.1.0 kept the gates in the decoder stages: ``decoder.{j}.gate.*``
+        depth = len(self.channels) - 1
+        for key in [k for k in state_dict if k.startswith(prefix + "decoder.") and ".gate." in k]:
+            stage, _, rest = key[len(prefix + "decoder."):].partition(".gate.")
+            if stage.isdigit():
+                state_dict[f"{prefix}skip_gates.{depth - 1 - int(stage)}.{rest}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.jit.unused
     def check_input_size(self, spatial_shape: Sequence[int]) -> None:
@@ -173,13 +189,14 @@ class SATUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spatial_shape(list(x.shape[2:]), self.spatial_dims, self.size_divisor, "SATUNet")
-        skips: list[torch.Tensor] = []
-        for stage in self.encoder:
+        skips: list[torch.Tensor] = []  # gated skips, shallow to deep
+        for stage, gate in zip(self.encoder, self.skip_gates):
             x = stage(x)
-            skips.append(x)
+            skips.append(gate(x))
+        x = self.encoder[-1](x)
         depth = len(skips)
         i = 0
         for stage in self.decoder:
-            x = stage(x, skips[depth - 2 - i])
+            x = stage(x, skips[depth - 1 - i])
             i += 1
         return self.head(x)

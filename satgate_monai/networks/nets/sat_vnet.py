@@ -2,8 +2,9 @@
 
 Encoder: an input stage (``encoder_convs[0]`` convolutions of ``kernel_size``, residual shortcut tiling the input
 channels), then per level a strided convolution down (kernel = stride, i.e. V-Net's 2x2x2 stride 2) and a residual
-stage. Decoder, from the deepest skip up: transposed convolution up to the skip's width, ``gate(skip)``,
-concatenation, residual stage ``2 * skip`` wide. A 1x1 convolution gives the logits. Taghanaki et al. (MLMI 2019,
+stage; each skip goes through its gate as soon as it is produced, so only the gate's output waits for the decoder.
+Decoder, from the deepest skip up: transposed convolution up to the skip's width, concatenation with the gated skip,
+residual stage ``2 * skip`` wide. A 1x1 convolution gives the logits. Taghanaki et al. (MLMI 2019,
 arXiv:1804.05181) ran V-Net with reduced widths to fit memory: ``channels`` sets them.
 """
 
@@ -23,7 +24,7 @@ from satgate_monai.networks.blocks.utils import (
     check_spatial_shape,
 )
 from satgate_monai.networks.blocks.vnet_blocks import ResidualStage, VNetDownStage, VNetUpStage
-from satgate_monai.networks.factories import GateSpec, gate_name
+from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
 from satgate_monai.networks.init import init_weights
 
 __all__ = ["SATVNet"]
@@ -123,12 +124,15 @@ class SATVNet(nn.Module):
                 VNetDownStage(spatial_dims, channels[level - 1], channels[level], strides[level - 1],
                               encoder_convs[level], kernel_size, act, norm, dropout, bias)
             )
+        # one gate per skip, shallow to deep, applied as soon as the encoder produces the skip
+        self.skip_gates = nn.ModuleList(build_skip_gate(skip_gate, spatial_dims, c) for c in channels[:-1])
         # decoder stages from the deepest skip up to the first; stage i is 2 * channels[i] wide
         self.decoder = nn.ModuleList()
         previous = channels[-1]
         for level in reversed(range(levels - 1)):
-            stage = VNetUpStage(spatial_dims, previous, channels[level], strides[level], decoder_convs[level],
-                                kernel_size, up_kernel_size, act, norm, dropout, bias, skip_gate)
+            stage = VNetUpStage(spatial_dims, previous, channels[level], self.skip_gates[level].out_channels,
+                                strides[level], decoder_convs[level], kernel_size, up_kernel_size, act, norm, dropout,
+                                bias)
             self.decoder.append(stage)
             previous = stage.out_channels
         self.head = Convolution(spatial_dims, previous, out_channels, kernel_size=1, conv_only=True, bias=True)
@@ -137,17 +141,18 @@ class SATVNet(nn.Module):
     @property
     def gates(self) -> list[nn.Module]:
         """The skip gates, from the shallowest skip to the deepest."""
-        return [stage.gate for stage in reversed(self.decoder)]
+        return list(self.skip_gates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spatial_shape(list(x.shape[2:]), self.spatial_dims, self.size_divisor, "SATVNet")
-        skips: list[torch.Tensor] = []
-        for stage in self.encoder:
+        skips: list[torch.Tensor] = []  # gated skips, shallow to deep
+        for stage, gate in zip(self.encoder, self.skip_gates):
             x = stage(x)
-            skips.append(x)
+            skips.append(gate(x))
+        x = self.encoder[-1](x)
         depth = len(skips)
         i = 0
         for stage in self.decoder:
-            x = stage(x, skips[depth - 2 - i])
+            x = stage(x, skips[depth - 1 - i])
             i += 1
         return self.head(x)
