@@ -2,6 +2,7 @@
 
     python -m satgate_monai.label serve --studies DIR [--port 8000] [--host 127.0.0.1] [--models a,b,c]
     python -m satgate_monai.label env          # print (building once if needed) the MONAI Label environment's python
+    python -m satgate_monai.label studies --from PREP --out STUDIES [--labels]   # a data_prep output as studies
 
 ``serve`` finds the MONAI Label environment (see :mod:`satgate_monai.label.environment`), checks every bundle in it
 (network importable, weights fit, ids MONAI Label needs), writes an app folder whose ``model/<name>`` entries link to
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +23,15 @@ from pathlib import Path
 
 from satgate_monai.label.environment import cache_dir, find_monailabel_python
 
-__all__ = ["DEFAULT_BUNDLES_DIR", "build_parser", "main", "prepare_app_dir", "resolve_bundles", "server_command"]
+__all__ = [
+    "DEFAULT_BUNDLES_DIR",
+    "build_parser",
+    "main",
+    "make_studies_folder",
+    "prepare_app_dir",
+    "resolve_bundles",
+    "server_command",
+]
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../satgate_monai
 DEFAULT_BUNDLES_DIR = PACKAGE_DIR.parent / "bundles"
@@ -55,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--skip-check", action="store_true", help="do not check the bundles before starting")
     serve.add_argument("--dry-run", action="store_true", help="check and print the server command, do not start")
+    studies = sub.add_parser("studies", help="copy a data_prep output's images (and labels) into a studies folder")
+    studies.add_argument("--from", dest="prep", required=True, help="a data_prep output folder (images/, labels/)")
+    studies.add_argument("--out", required=True, help="the studies folder to fill (created if missing)")
+    studies.add_argument("--labels", action="store_true", help="also copy labels to labels/final (to retrain)")
     env = sub.add_parser("env", help="print the MONAI Label environment's python (built once if missing)")
     env.add_argument("--python", default=None, help="use this python instead of looking it up")
     return parser
@@ -84,6 +98,45 @@ def resolve_bundles(models: str, bundles_dir: str | os.PathLike) -> dict[str, Pa
             raise UsageError(f"two bundles named {name!r}: {bundles[name]} and {path.resolve()}")
         bundles[name] = path.resolve()
     return bundles
+
+
+def _copy_new(src: Path, dst: Path) -> bool:
+    """Copy ``src`` to ``dst`` atomically; False if an identical file is there; UsageError if a different one is."""
+    if dst.exists():
+        if dst.read_bytes() == src.read_bytes():
+            return False
+        raise UsageError(f"{dst} exists and differs from {src}: not overwritten")
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return True
+
+
+def make_studies_folder(prep: Path, out: Path, labels: bool = False) -> tuple[int, int]:
+    """Copy ``prep/images/*`` into ``out`` (MONAI Label's flat studies layout) and, with ``labels``,
+    ``prep/labels/*`` into ``out/labels/final`` (the labels MONAI Label trains on). Existing identical files are kept.
+
+    Returns:
+        (images copied, labels copied).
+
+    Raises:
+        UsageError: ``prep`` has no ``images/`` with images, or a different file already has the same name.
+    """
+    exts = (".nii.gz", ".nii", ".nrrd", ".png", ".jpg", ".jpeg")
+    images = sorted(p for p in (prep / "images").glob("*") if p.name.lower().endswith(exts))
+    if not images:
+        raise UsageError(f"--from {prep}: no images in {prep / 'images'} (make it with `python -m data_prep import`)")
+    out.mkdir(parents=True, exist_ok=True)
+    n_images = sum(_copy_new(p, out / p.name) for p in images)
+    n_labels = 0
+    if labels:
+        final = out / "labels" / "final"
+        final.mkdir(parents=True, exist_ok=True)
+        for p in images:
+            label = prep / "labels" / p.name
+            if label.is_file():
+                n_labels += _copy_new(label, final / p.name)
+    return n_images, n_labels
 
 
 def check_bundles(python: Path, bundles: dict[str, Path], env: dict[str, str]) -> list[dict]:
@@ -212,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "env":
             print(find_monailabel_python(args.python))
+            return 0
+        if args.command == "studies":
+            n_images, n_labels = make_studies_folder(Path(args.prep), Path(args.out), args.labels)
+            print(f"{args.out}: {n_images} image(s) and {n_labels} label(s) copied")
             return 0
         return serve(args)
     except (UsageError, FileNotFoundError) as e:

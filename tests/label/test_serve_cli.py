@@ -78,3 +78,23 @@ def test_server_command_is_offline_and_local(tmp_path):
     env = cli.server_env(tmp_path)
     assert env["PYTHONPATH"].split(":")[0] == str(tmp_path / "python")
     assert env["BUNDLE_DOWNLOAD_SRC"] == "github"
+
+
+def test_studies_from_a_data_prep_output(tmp_path, capsys):
+    prep = tmp_path / "prep"
+    (prep / "images").mkdir(parents=True)
+    (prep / "labels").mkdir()
+    for name in ("a.nii.gz", "b.png"):
+        (prep / "images" / name).write_bytes(b"image " + name.encode())
+    (prep / "labels" / "a.nii.gz").write_bytes(b"label a")
+    (prep / "images" / "notes.txt").write_text("ignored")
+    out = tmp_path / "studies"
+    assert cli.main(["studies", "--from", str(prep), "--out", str(out), "--labels"]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["a.nii.gz", "b.png"]
+    assert (out / "labels" / "final" / "a.nii.gz").read_bytes() == b"label a"
+    assert not (out / "labels" / "final" / "b.png").exists()
+    assert cli.make_studies_folder(prep, out, labels=True) == (0, 0)  # identical files are kept, not recopied
+    (prep / "images" / "a.nii.gz").write_bytes(b"changed")
+    assert cli.main(["studies", "--from", str(prep), "--out", str(out)]) == 2
+    assert "differs" in capsys.readouterr().err
+    assert cli.main(["studies", "--from", str(tmp_path / "none"), "--out", str(out)]) == 2
