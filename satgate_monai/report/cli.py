@@ -59,7 +59,7 @@ def render_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=[key for key, _ in _COLUMNS], lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: row[key] for key, _ in _COLUMNS})
+        writer.writerow({key: round(row[key], 4) if isinstance(row[key], float) else row[key] for key, _ in _COLUMNS})
     return buffer.getvalue()
 
 

@@ -200,7 +200,8 @@ class NetworkChecks:
         assert n_params(net) - n_params(folded) == n_sat  # the selection vectors are folded into K
         with torch.no_grad():
             torch.testing.assert_close(folded(x), net(x), rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(torch.jit.script(folded)(x), net(x), rtol=1e-5, atol=1e-5)
+            if gate == "sat":  # deployment: fold, then script
+                torch.testing.assert_close(torch.jit.script(folded)(x), net(x), rtol=1e-5, atol=1e-5)
 
     def test_attention_maps_and_switched_off(self, dims, gate):
         net = self.build(dims, gate).eval()
