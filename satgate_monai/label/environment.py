@@ -72,7 +72,10 @@ def find_monailabel_python(explicit: str | os.PathLike | None = None, build: boo
         return _check_python(Path(explicit), "--python")
     if os.environ.get(ENV_VAR):
         return _check_python(Path(os.environ[ENV_VAR]), ENV_VAR)
-    env_dir = expected_env_dir()
+    try:
+        env_dir = expected_env_dir()
+    except OSError:  # an installed package without its requirements file: no cache key
+        env_dir = cache_dir() / "monailabel-<hash of requirements-monailabel.txt>"
     if (env_dir / COMPLETE_MARKER).is_file() and (env_dir / "bin" / "python").is_file():
         return env_dir / "bin" / "python"
     script = build_script()
