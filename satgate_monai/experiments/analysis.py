@@ -1,6 +1,6 @@
 """From finished cells to the numbers of the report: per-variant summaries, paired comparisons, attention, params.
 
-Input: the cell records (see :mod:`satgate_monai.experiments.schema`). A *variant* is a ``(network, gate)`` pair; its
+Input: the cell records (schema in ``docs/experiments.md``). A *variant* is a ``(network, gate)`` pair; its
 cells differ only by seed. Per variant, each test case's value is averaged over the seeds first, so every summary
 (mean ± std over cases), box plot and paired test uses one value per case. ``seed_std`` is the std of the per-seed
 means: the run-to-run variability, reported separately.

@@ -30,7 +30,7 @@ from satgate_monai.experiments.attention import (
     uniform_outside_share,
 )
 from satgate_monai.experiments.grid import Cell
-from satgate_monai.experiments.io import atomic_write_json, read_json
+from satgate_monai.experiments.io import atomic_write_json, publish, read_json
 
 __all__ = ["BundleTask", "CurveRecorder", "describe_network", "read_case_csv"]
 
@@ -247,10 +247,10 @@ class BundleTask:
         start = time.perf_counter()
         wf = self._workflow([self.train_config], self.cell_overrides(cell, cell_dir), "train")
         wf.initialize()
-        self._quiet()
         recorder = CurveRecorder(cell_dir / "curve.json")
         recorder.attach(wf.parser.get_parsed_content("train#trainer"),
                         wf.parser.get_parsed_content("validate#evaluator"))
+        self._quiet()  # after the handlers exist: MONAI's get_logger sets their loggers to INFO
         wf.run()
         wf.finalize()
         if not (cell_dir / "models" / "model.pt").is_file():
@@ -271,6 +271,7 @@ class BundleTask:
         overrides["output_dir"] = str(cell_dir / "eval")
         wf = self._workflow([self.train_config, self.eval_config], overrides, None)
         wf.initialize()
+        wf.parser.get_parsed_content("validate#evaluator")  # instantiated (and cached) now, so it can be quietened
         self._quiet()
         wf.run()
         wf.finalize()
@@ -286,7 +287,7 @@ class BundleTask:
         info["figure_data"] = None
         if figure is not None:
             np.savez_compressed(cell_dir / ".figure_data.tmp.npz", **figure)
-            (cell_dir / ".figure_data.tmp.npz").replace(cell_dir / "figure_data.npz")
+            publish(cell_dir / ".figure_data.tmp.npz", cell_dir / "figure_data.npz")
             info["figure_data"] = "figure_data.npz"
         info.update(cases=cases, eval_seconds=time.perf_counter() - start)
         return info

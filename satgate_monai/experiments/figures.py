@@ -15,6 +15,7 @@ import numpy as np
 
 from satgate_monai.experiments.analysis import GATE_LABELS, NETWORK_LABELS, group_cells, per_case, variant_label
 from satgate_monai.experiments.grid import PEERS
+from satgate_monai.experiments.io import publish
 
 __all__ = [
     "dice_boxplot",
@@ -40,7 +41,7 @@ def _save(fig, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

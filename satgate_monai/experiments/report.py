@@ -6,6 +6,7 @@ construction; :func:`fmt` is the single number format.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from satgate_monai.experiments.analysis import GATE_LABELS, NETWORK_LABELS, variant_label
@@ -104,7 +105,9 @@ def render_report(results: dict) -> str:
         f"Data: `{results['data']}`{' — ' + data_note if data_note else ''}. Bundle: `{results['bundle']}`.",
         f"Grid: networks {', '.join(s['networks'])}; gates {', '.join(s['gates'])}; peers "
         f"{', '.join(s['peers']) or 'none'}; seeds {', '.join(map(str, s['seeds']))}; epochs {s['epochs']}; "
-        f"device {s['device']}. Cells finished: {len(results['cells'])}.",
+        f"device {s['device']}; profile {s.get('profile', 'n/a')}; bundle overrides "
+        f"`{json.dumps(s.get('overrides', {}))}`; network arguments `{json.dumps(s.get('network_args', {}))}`. "
+        f"Cells finished: {len(results['cells'])}.",
         "",
         f"Command: `{results['command']}`",
         "",

@@ -6,7 +6,7 @@ Cell cache (``OUT/cells/<network>-<gate>-s<seed>/``):
 * ``trained.json``: written atomically when training finished (curve, time), so a crash during evaluation does not
   retrain;
 * ``cell.json``: the done marker, written atomically last; it holds the cell record (see
-  :mod:`satgate_monai.experiments.schema`).
+  ``docs/experiments.md``, "results.json").
 
 A rerun skips every cell with a ``cell.json`` whose fingerprint matches; an unfinished cell resumes (the bundle's
 ``last.pt`` resumes its training); a finished cell whose settings differ is refused (``ValueError``) unless
