@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 
 REPO_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 
-# per task: bundle, data_prep importer and the CPU-sized overrides written into the bundle copy
+# per task: bundle, data_prep importer and the CPU-sized overrides written into the bundle copy: "overrides" go into
+# train.json and inference.json (they must agree), "train_overrides" into train.json only (more, smaller steps: the
+# demo trains few epochs on few cases)
 DEMOS: dict[str, dict[str, Any]] = {
     "liver": {
         "bundle": "liver_ct_sat",
@@ -39,6 +41,7 @@ DEMOS: dict[str, dict[str, Any]] = {
         "epochs": 20,
         "overrides": {"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, 2],
                       "roi_size": [48, 48, 48]},
+        "train_overrides": {"batch_size": 1},
     },
     "prostate": {
         "bundle": "prostate_mri_sat",
@@ -46,12 +49,14 @@ DEMOS: dict[str, dict[str, Any]] = {
         "epochs": 20,
         "overrides": {"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, 2],
                       "roi_size": [48, 48, 32]},
+        "train_overrides": {"batch_size": 1},
     },
     "skin": {
         "bundle": "skin_lesion_sat",
         "dataset": "isic2017",
         "epochs": 20,
         "overrides": {"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, 2]},
+        "train_overrides": {"batch_size": 2},
     },
 }
 SHARED_CONFIGS = ("train.json", "inference.json")
@@ -67,9 +72,19 @@ def _set(config: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def prepare_bundle_copy(task: str, out: Path, overrides: dict[str, Any], source: Path | None = None) -> Path:
-    """Copy the task's bundle to ``out/<bundle>`` (configs, docs, LICENSE) and write ``overrides`` into its
-    ``train.json`` and ``inference.json``. Existing trained files in the copy are kept."""
+def prepare_bundle_copy(
+    task: str,
+    out: Path,
+    overrides: dict[str, Any],
+    train_overrides: dict[str, Any] | None = None,
+    source: Path | None = None,
+) -> Path:
+    """Copy the task's bundle to ``out/<bundle>`` (configs, docs, LICENSE), write ``overrides`` into its
+    ``train.json`` and ``inference.json`` and ``train_overrides`` into ``train.json``. Trained files are kept.
+
+    Raises:
+        KeyError: an override names an id the config does not have.
+    """
     from satgate_monai.bundle.atomic import atomic_write_text
 
     name = DEMOS[task]["bundle"]
@@ -83,7 +98,8 @@ def prepare_bundle_copy(task: str, out: Path, overrides: dict[str, Any], source:
     for fname in SHARED_CONFIGS:
         path = dst / "configs" / fname
         config = json.loads(path.read_text(encoding="utf-8"))
-        for k, v in overrides.items():
+        extra = (train_overrides or {}) if fname == "train.json" else {}
+        for k, v in {**overrides, **extra}.items():
             _set(config, k, v)
         atomic_write_text(path, json.dumps(config, indent=4) + "\n")
     return dst
@@ -151,7 +167,7 @@ def run_demo(
     seconds["data_prep import"] = time.perf_counter() - t
 
     overrides = {**demo["overrides"], "network_def#skip_gate": gate, **(extra_overrides or {})}
-    bundle = prepare_bundle_copy(task, out, overrides)
+    bundle = prepare_bundle_copy(task, out, overrides, demo.get("train_overrides"))
     common = {"dataset_dir": str(out / "data"), "device": device, "num_workers": num_workers}
 
     t = time.perf_counter()

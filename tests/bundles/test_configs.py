@@ -176,6 +176,7 @@ def test_verify_metadata(bundle, shared_dir, tmp_path):
         verify_metadata(meta_file=str(bad), filepath=str(schema))
 
 
+@pytest.mark.slow
 def test_verify_metadata_cli(shared_dir):
     """The documented command, offline: ``python -m monai.bundle verify_metadata --filepath <local schema>``."""
     schema = shared_dir / "schema" / "meta_schema_20240725.json"

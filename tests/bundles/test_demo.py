@@ -1,0 +1,55 @@
+"""``python -m satgate_monai.demo``: data_prep demo -> import -> train -> evaluate -> inference, outside the repo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from satgate_monai.demo import DEMOS, prepare_bundle_copy
+from tests.bundles.helpers import BUNDLE_DIR, python_env
+
+
+def _tree_state(path):
+    return sorted((p.relative_to(path).as_posix(), p.stat().st_mtime_ns) for p in path.rglob("*"))
+
+
+@pytest.mark.slow
+def test_demo_skin_end_to_end(tmp_path):
+    before = _tree_state(BUNDLE_DIR)
+    cmd = [sys.executable, "-m", "satgate_monai.demo", "--task", "skin", "--out", str(tmp_path / "demo"),
+           "--epochs", "1", "--cases", "8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=python_env(), timeout=400)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "Test-split Dice" in proc.stdout and "NOT patient data" in proc.stdout
+    result = json.loads((tmp_path / "demo" / "demo_result.json").read_text())
+    bundle = tmp_path / "demo" / "skin_lesion_sat"
+    assert result["bundle"] == str(bundle) and result["summary"]["n_cases"] >= 1
+    assert (bundle / "models" / "model.pt").is_file() and (bundle / "eval" / "metrics.csv").is_file()
+    assert result["predictions"] and all(p.endswith("_seg.png") for p in result["predictions"])
+    inference = json.loads((bundle / "configs" / "inference.json").read_text())
+    assert inference["network_def"]["channels"] == DEMOS["skin"]["overrides"]["network_def#channels"]
+    assert _tree_state(BUNDLE_DIR) == before, "the demo wrote into the repository's bundles folder"
+
+
+def test_bundle_copy_keeps_train_and_inference_in_step(tmp_path):
+    dst = prepare_bundle_copy("liver", tmp_path, {"network_def#channels": [2, 4], "roi_size": [8, 8, 8],
+                                                  "network_def#skip_gate": "org"})
+    train = json.loads((dst / "configs" / "train.json").read_text())
+    infer = json.loads((dst / "configs" / "inference.json").read_text())
+    for cfg in (train, infer):
+        assert cfg["network_def"]["channels"] == [2, 4] and cfg["network_def"]["skip_gate"] == "org"
+        assert cfg["roi_size"] == [8, 8, 8]
+    assert (dst / "LICENSE").is_file() and (dst / "docs" / "README.md").is_file()
+    with pytest.raises(KeyError, match="no_such_id"):
+        prepare_bundle_copy("liver", tmp_path / "x", {"no_such_id": 1})
+
+
+def test_demo_rejects_unknown_task(tmp_path, capsys):
+    from satgate_monai.demo import main
+
+    with pytest.raises(SystemExit):
+        main(["--task", "brain", "--out", str(tmp_path)])
+    assert "invalid choice" in capsys.readouterr().err
