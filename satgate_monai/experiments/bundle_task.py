@@ -208,9 +208,15 @@ class BundleTask:
         return {k: (raw[k] if k == "_target_" else parser.get_parsed_content(f"network_def#{k}")) for k in raw}
 
     def settings(self) -> dict[str, Any]:
-        """Everything besides the cell that decides its result (for the cache fingerprint)."""
+        """Everything besides the cell that decides its result (for the cache fingerprint): the bundle configs'
+        content, the data list, epochs, overrides and the attention margin."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for f in (self.train_config, self.eval_config, self.data_dir / "datalist.json"):
+            digest.update(f.read_bytes())
         return {"bundle": str(self.bundle_dir), "data": str(self.data_dir), "epochs": self.epochs,
-                "overrides": self.overrides, "dilation": self.dilation}
+                "overrides": self.overrides, "dilation": self.dilation, "configs_sha256": digest.hexdigest()[:16]}
 
     def cell_overrides(self, cell: Cell, cell_dir: Path) -> dict[str, Any]:
         out = self.common_overrides()

@@ -73,11 +73,14 @@ def training_curves(cells: Sequence[dict], path: Path) -> Path:
     plt = _plt()
     groups = group_cells(cells)
     networks = list(dict.fromkeys(n for n, _ in groups))
+    if "unet" in networks:  # peers are drawn (dashed) beside the U-Net they are compared with
+        networks = [n for n in networks if n not in PEERS]
     fig, axes = plt.subplots(len(networks), 2, figsize=(10, 3.2 * len(networks)), squeeze=False)
     for row, network in enumerate(networks):
         ax_loss, ax_dice = axes[row]
         for (net, gate), group in groups.items():
-            if net != network:
+            peer = net in PEERS and net != network
+            if net != network and not (peer and network == "unet"):
                 continue
             for key, ax in (("loss", ax_loss), ("val_dice", ax_dice)):
                 series: dict[int, list[float]] = {}
@@ -88,7 +91,10 @@ def training_curves(cells: Sequence[dict], path: Path) -> Path:
                 if series:
                     epochs = sorted(series)
                     ax.plot(epochs, [np.mean(series[e]) for e in epochs], marker="o", ms=3,
-                            label=GATE_LABELS.get(gate, gate))
+                            linestyle="--" if peer else "-",
+                            label=variant_label(net, gate).replace(" (MONAI)", "") if peer
+                            else GATE_LABELS.get(gate, gate))
+                    ax.xaxis.get_major_locator().set_params(integer=True)
         ax_loss.set_title(f"{NETWORK_LABELS.get(network, network)}: training loss")
         ax_dice.set_title(f"{NETWORK_LABELS.get(network, network)}: validation Dice")
         for ax in (ax_loss, ax_dice):
@@ -101,9 +107,12 @@ def training_curves(cells: Sequence[dict], path: Path) -> Path:
 
 
 def _show(ax, image: np.ndarray, title: str, cmap: str | None = None, vmin=None, vmax=None) -> None:
-    if image.ndim == 3:  # (C, H, W) -> RGB or first channel
-        image = np.moveaxis(image, 0, -1) if image.shape[0] == 3 else image[0]
-    ax.imshow(image, cmap=cmap if image.ndim == 2 else None, vmin=vmin, vmax=vmax)
+    if image.ndim == 3:  # (C, H, W) -> RGB, or the first channel in grey
+        if image.shape[0] == 3:
+            image = np.moveaxis(image, 0, -1)
+        else:
+            image, cmap = image[0], cmap or "gray"
+    ax.imshow(image.astype(np.float32), cmap=cmap if image.ndim == 2 else None, vmin=vmin, vmax=vmax)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 
