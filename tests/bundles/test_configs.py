@@ -53,8 +53,9 @@ def test_train_and_inference_share_network_and_preprocessing(bundle):
         if "image" not in keys:
             continue
         t = dict(t, keys="image")
-        if isinstance(t.get("mode"), list):
-            t["mode"] = t["mode"][keys.index("image")]
+        for per_key in ("mode", "anti_aliasing", "padding_mode", "align_corners"):  # one value per key
+            if isinstance(t.get(per_key), list):
+                t[per_key] = t[per_key][keys.index("image")]
         image_only.append(t)
     assert image_only == infer["spatial_transforms"], f"{bundle}: spatial preprocessing differs"
     # the composed pipelines really use those shared pieces
