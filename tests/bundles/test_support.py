@@ -180,3 +180,15 @@ def test_resume_handler_round_trip(tmp_path):
     handler3.attach(trainer3)
     trainer3.run([0], max_epochs=1)
     assert handler3.resumed_epoch is None  # a finished training is not resumed
+
+
+def test_progress_bar_shows_loss(capsys):
+    from ignite.engine import Engine
+
+    from satgate_monai.bundle import TrainProgressBar
+
+    engine = Engine(lambda e, b: [{"loss": torch.tensor(0.25)}])
+    TrainProgressBar(disable=False, persist=True).attach(engine)
+    engine.run([0, 1, 2], max_epochs=1)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "loss=0.25" in err
