@@ -288,6 +288,10 @@ class BundleTask:
         dataset = wf.parser.get_parsed_content("validate#dataset")
         extra, figure = self.inspect(net, dataset, want_figures=keep_figure_data,
                                      want_features=cell.gate == "sat")
+        missing = [c["case"] for c in cases if c["case"] not in extra]
+        if missing:
+            logger.warning("%s: no attention inspection for test case(s) %s (names differ from the evaluation CSV)",
+                           cell.key, missing)
         for case in cases:
             case.update(extra.get(case["case"], {}))
         info["figure_data"] = None

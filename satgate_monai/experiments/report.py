@@ -111,6 +111,7 @@ def render_report(results: dict) -> str:
         "",
         f"Command: `{results['command']}`",
         "",
+        *[f"**Warning:** {w}\n" for w in results.get("warnings", [])],
         "All numbers are on the held-out **test** split. Each case's value is averaged over the seeds first; "
         "`mean ± std` is over test cases (sample std); *Dice seed sd* is the std of the per-seed mean Dice. "
         "FPR = FP / (FP + TN), FNR = FN / (FN + TP), per case.",

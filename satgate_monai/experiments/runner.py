@@ -129,6 +129,19 @@ def _environment() -> dict[str, str]:
             "satgate_monai": satgate_monai.__version__, "platform": platform.platform()}
 
 
+def _consistency_warnings(out_dir: Path, records: Sequence[dict]) -> list[str]:
+    """Warn when the cells ran with different bundle configs/data lists (e.g. a bundle edited mid-run)."""
+    digests: dict[str, list[str]] = {}
+    for r in records:
+        f = out_dir / r.get("dir", f"cells/{r['key']}") / "settings.json"
+        digest = read_json(f)["settings"].get("configs_sha256", "unknown") if f.is_file() else "unknown"
+        digests.setdefault(digest, []).append(r["key"])
+    if len(digests) <= 1:
+        return []
+    groups = "; ".join(f"{d}: {', '.join(keys)}" for d, keys in digests.items())
+    return [f"cells ran with different bundle configs or data lists (sha256 prefix: cells): {groups}"]
+
+
 def write_outputs(out_dir: Path, records: Sequence[dict], meta: dict[str, Any], n_boot: int = 10000) -> dict:
     """Analyse the finished cells and write ``results.json``, ``figures/*.png`` and ``report.md`` (atomically).
 
@@ -147,7 +160,8 @@ def write_outputs(out_dir: Path, records: Sequence[dict], meta: dict[str, Any], 
 
     out_dir = Path(out_dir)
     results: dict[str, Any] = {"schema": SCHEMA, **meta, "environment": _environment(),
-                               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cells": list(records)}
+                               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cells": list(records),
+                               "warnings": _consistency_warnings(out_dir, records)}
     results.update(analyze(records, n_boot=n_boot))
     results["figures"] = make_figures(results, out_dir) if records else {}
     atomic_write_json(out_dir / "results.json", results)
