@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 # setting for a real run on a GPU). --epochs and --override apply on top of either.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
-        "skin": {"epochs": 20, "overrides": {"image_size": [96, 96]}},
+        "skin": {"epochs": 20, "overrides": {"image_size": [64, 64]}},
         "prostate": {"epochs": 10, "overrides": {}},
         "liver": {"epochs": 10, "overrides": {}},
     },
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--peers", default="", help=f"comma list of peer networks ({', '.join(PEERS)})")
     run.add_argument("--seeds", type=_seeds, default="3", help="number of seeds (0..N-1) or a list 0,5,7")
     run.add_argument("--profile", choices=sorted(PROFILES), default="demo",
-                     help="demo: short CPU training (skin: 20 epochs at 96x96; prostate/liver: 10 epochs); bundle: "
+                     help="demo: short CPU training (skin: 20 epochs at 64x64; prostate/liver: 10 epochs); bundle: "
                           "the bundle's recipe unchanged (200 epochs, full size), for a GPU")
     run.add_argument("--epochs", type=_epochs, default=None, help="training epochs per cell (default: the profile's)")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
