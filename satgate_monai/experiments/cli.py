@@ -171,9 +171,9 @@ def _dry_run(task: Any, cells: list, args: argparse.Namespace, epochs: int) -> i
         variant = (cell.network, cell.gate)
         if variant not in measured:
             net = build_network(cell.network_def)
-            # one sample per step, scaled to the batch: quick, and close to linear on CPU (rough on GPU)
-            step, fwd = measure_step(net, (1, nd["in_channels"], *roi), device=args.device)
-            step *= batch_items
+            # a full training batch: single-sample steps are not representative (batch norm over one sample is
+            # pathologically slow on CPU)
+            step, fwd = measure_step(net, (batch_items, nd["in_channels"], *roi), device=args.device)
             fwd *= 4 if nd["spatial_dims"] == 3 else 1  # sliding windows over a whole volume, roughly
             seconds = estimate_seconds(sizes["training"], sizes["validation"], sizes["test"], epochs, batch, step,
                                        fwd, val_interval)
