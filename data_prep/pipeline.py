@@ -37,6 +37,7 @@ import SimpleITK as sitk
 
 from data_prep.atomic import check_output_not_inside_input, remove_stale_temporaries
 from data_prep.datalist import write_datalist
+from data_prep.progress import case_progress
 from data_prep.readers import read_image
 from data_prep.report import CaseResult, format_tuple, read_report, write_report
 from data_prep.resample import (
@@ -346,7 +347,7 @@ def prepare_cases(
                           threads=max(1, default_threads() // workers))
     previous = {r.case: r for r in read_report(out / "report.csv")}
     rows: list[CaseResult] = []
-    bar = _progress(len(cases), progress)
+    bar = case_progress(len(cases), "prepare", progress)
     try:
         if workers == 1:
             for c in cases:
@@ -416,19 +417,3 @@ def _n_channels(path: Path) -> int:
     return r.GetSize()[3] if r.GetDimension() == 4 else r.GetNumberOfComponents()
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is optional
-        return _NoBar()
-    return tqdm(total=total, unit="case", desc="prepare", dynamic_ncols=True)

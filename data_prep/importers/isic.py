@@ -38,6 +38,7 @@ import numpy as np
 from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
 from data_prep.datalist import write_datalist
 from data_prep.importers.common import LayoutError, check_source, describe, is_phantom_source
+from data_prep.progress import case_progress
 from data_prep.report import CaseResult, format_tuple, read_report, write_report
 
 __all__ = ["IsicCase", "find_isic2017", "letterbox", "import_isic2017", "DEFAULT_SIZE", "RESIZE_MODES"]
@@ -238,7 +239,7 @@ def import_isic2017(
     previous = {r.case: r for r in read_report(out_p / "report.csv")}
     jobs = [(c, out_p, size, resize, overwrite) for c in cases]
     rows: list[CaseResult] = []
-    bar = _progress(len(jobs), progress)
+    bar = case_progress(len(jobs), "import isic2017", progress)
     try:
         if workers == 1 or len(jobs) == 1:
             for j in jobs:
@@ -277,19 +278,3 @@ def import_isic2017(
     return 1 if n_failed else 0
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is an io extra
-        return _NoBar()
-    return tqdm(total=total, unit="case", desc="import isic2017", dynamic_ncols=True)

@@ -31,6 +31,7 @@ from data_prep.phantoms.ct_liver import LIVER_SHAPE, LIVER_SPACING, liver_ct_pha
 from data_prep.phantoms.mr_prostate import PROSTATE_SHAPE, PROSTATE_SPACING, prostate_mr_phantom
 from data_prep.phantoms.skin import SKIN_SIZE, skin_phantom
 from data_prep.phantoms.volume import PHANTOM_NOTICE, write_nifti
+from data_prep.progress import case_progress
 
 __all__ = [
     "TASKS",
@@ -154,7 +155,7 @@ def _run_jobs(jobs: Sequence[_Job], workers: int, overwrite: bool, desc: str) ->
     """Run the jobs whose outputs are missing (all with ``overwrite``); return (number generated, seconds)."""
     todo = [j for j in jobs if overwrite or not all(Path(p).is_file() for p in j.paths)]
     t0 = time.perf_counter()
-    bar = _progress(len(todo), desc)
+    bar = case_progress(len(todo), desc)
     try:
         if workers <= 1 or len(todo) <= 1:
             for j in todo:
@@ -167,22 +168,6 @@ def _run_jobs(jobs: Sequence[_Job], workers: int, overwrite: bool, desc: str) ->
     finally:
         bar.close()
     return len(todo), time.perf_counter() - t0
-
-
-def _progress(total: int, desc: str):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is an io extra
-        return _NoBar()
-    return tqdm(total=total, unit="case", desc=desc, dynamic_ncols=True, disable=total == 0)
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _check_common(cases: int, test_cases: int, workers: int) -> None:
