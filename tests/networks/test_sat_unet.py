@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from satgate_monai.networks.nets import SATUNet
 from tests.networks.base import NetworkChecks
 
@@ -38,22 +36,3 @@ class TestSATUNet(NetworkChecks):
     def full_size_configs(self):
         paper = {"in_channels": 3, "out_channels": 2, "channels": (32, 64, 128, 256, 512)}
         return [(2, paper), (3, {**paper, "in_channels": 1})]
-
-
-def test_loads_checkpoints_with_gates_in_decoder_stages():
-    """Checkpoints of satgate-monai 0.1.0 stored the gates as ``decoder.{j}.gate.*`` (deepest skip first)."""
-    torch.manual_seed(0)
-    net = SATUNet(2, 1, 2, channels=(4, 8, 16, 32), skip_gate="sat")
-    with torch.no_grad():
-        for i, gate in enumerate(net.skip_gates):
-            gate.selection.weight.fill_(0.1 * (i + 1))
-    legacy = {}
-    for key, value in net.state_dict().items():
-        if key.startswith("skip_gates."):
-            _, level, rest = key.split(".", 2)
-            key = f"decoder.{len(net.skip_gates) - 1 - int(level)}.gate.{rest}"
-        legacy[key] = value
-    fresh = SATUNet(2, 1, 2, channels=(4, 8, 16, 32), skip_gate="sat")
-    fresh.load_state_dict(legacy)  # strict
-    for i, gate in enumerate(fresh.skip_gates):
-        assert torch.allclose(gate.selection.weight, torch.full_like(gate.selection.weight, 0.1 * (i + 1)))

@@ -18,9 +18,9 @@ from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Pool
 from torch import nn
 
-from satgate_monai.networks.blocks.utils import check_spatial_shape
 from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
 from satgate_monai.networks.init import init_weights
+from satgate_monai.networks.nets.gated_encoder_decoder import GatedEncoderDecoder
 
 __all__ = ["SATUNet"]
 
@@ -68,7 +68,7 @@ class _DecoderStage(nn.Module):
         return self.conv(torch.cat([self.up(x), gated_skip], dim=1))
 
 
-class SATUNet(nn.Module):
+class SATUNet(GatedEncoderDecoder):
     """U-Net whose skip connections pass through a Select-Attend-Transfer gate.
 
     Args:
@@ -101,7 +101,6 @@ class SATUNet(nn.Module):
         torch.Size([1, 2, 64, 64])
     """
 
-    __jit_unused_properties__ = ["gates"]
 
     def __init__(
         self,
@@ -119,7 +118,7 @@ class SATUNet(nn.Module):
         skip_gate: GateSpec = "sat",
         init: str = "glorot",
     ) -> None:
-        super().__init__()
+        super().__init__("SATUNet")
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
@@ -167,36 +166,3 @@ class SATUNet(nn.Module):
         self.head = Convolution(spatial_dims, channels[0], out_channels, kernel_size=1, conv_only=True, bias=True)
         init_weights(self, init)
         # the gates keep their own Glorot init of K (init_weights re-draws it with the same scheme when "glorot")
-
-    @property
-    def gates(self) -> list[nn.Module]:
-        """The skip gates, from the shallowest skip to the deepest."""
-        return list(self.skip_gates)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        # checkpoints from version 0.1.0 kept the gates in the decoder stages: ``decoder.{j}.gate.*``
-        depth = len(self.channels) - 1
-        for key in [k for k in state_dict if k.startswith(prefix + "decoder.") and ".gate." in k]:
-            stage, _, rest = key[len(prefix + "decoder."):].partition(".gate.")
-            if stage.isdigit():
-                state_dict[f"{prefix}skip_gates.{depth - 1 - int(stage)}.{rest}"] = state_dict.pop(key)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    @torch.jit.unused
-    def check_input_size(self, spatial_shape: Sequence[int]) -> None:
-        """Raise ``ValueError`` unless every spatial size is a positive multiple of ``prod(strides)``."""
-        check_spatial_shape([int(s) for s in spatial_shape], self.spatial_dims, self.size_divisor, "SATUNet")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_spatial_shape(list(x.shape[2:]), self.spatial_dims, self.size_divisor, "SATUNet")
-        skips: list[torch.Tensor] = []  # gated skips, shallow to deep
-        for stage, gate in zip(self.encoder, self.skip_gates):
-            x = stage(x)
-            skips.append(gate(x))
-        x = self.encoder[-1](x)
-        depth = len(skips)
-        i = 0
-        for stage in self.decoder:
-            x = stage(x, skips[depth - 1 - i])
-            i += 1
-        return self.head(x)

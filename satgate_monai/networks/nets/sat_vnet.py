@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
@@ -21,16 +20,16 @@ from satgate_monai.networks.blocks.utils import (
     ActSpec,
     check_network_args,
     check_positive_ints,
-    check_spatial_shape,
 )
 from satgate_monai.networks.blocks.vnet_blocks import ResidualStage, VNetDownStage, VNetUpStage
 from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
 from satgate_monai.networks.init import init_weights
+from satgate_monai.networks.nets.gated_encoder_decoder import GatedEncoderDecoder
 
 __all__ = ["SATVNet"]
 
 
-class SATVNet(nn.Module):
+class SATVNet(GatedEncoderDecoder):
     """V-Net whose skip connections pass through a Select-Attend-Transfer gate.
 
     Args:
@@ -70,7 +69,6 @@ class SATVNet(nn.Module):
         torch.Size([1, 2, 16, 16, 16])
     """
 
-    __jit_unused_properties__ = ["gates"]
 
     def __init__(
         self,
@@ -90,7 +88,7 @@ class SATVNet(nn.Module):
         encoder_convs: Sequence[int] | None = None,
         decoder_convs: Sequence[int] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__("SATVNet")
         check_network_args(spatial_dims, in_channels, out_channels)
         channels = check_positive_ints("channels", channels)
         if len(channels) < 2:
@@ -137,22 +135,3 @@ class SATVNet(nn.Module):
             previous = stage.out_channels
         self.head = Convolution(spatial_dims, previous, out_channels, kernel_size=1, conv_only=True, bias=True)
         init_weights(self, init)
-
-    @property
-    def gates(self) -> list[nn.Module]:
-        """The skip gates, from the shallowest skip to the deepest."""
-        return list(self.skip_gates)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_spatial_shape(list(x.shape[2:]), self.spatial_dims, self.size_divisor, "SATVNet")
-        skips: list[torch.Tensor] = []  # gated skips, shallow to deep
-        for stage, gate in zip(self.encoder, self.skip_gates):
-            x = stage(x)
-            skips.append(gate(x))
-        x = self.encoder[-1](x)
-        depth = len(skips)
-        i = 0
-        for stage in self.decoder:
-            x = stage(x, skips[depth - 1 - i])
-            i += 1
-        return self.head(x)
