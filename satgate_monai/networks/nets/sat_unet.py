@@ -18,6 +18,7 @@ from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Pool
 from torch import nn
 
+from satgate_monai.networks.blocks.utils import check_network_args, check_positive_ints
 from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
 from satgate_monai.networks.init import init_weights
 from satgate_monai.networks.nets.gated_encoder_decoder import GatedEncoderDecoder
@@ -101,7 +102,6 @@ class SATUNet(GatedEncoderDecoder):
         torch.Size([1, 2, 64, 64])
     """
 
-
     def __init__(
         self,
         spatial_dims: int,
@@ -119,19 +119,13 @@ class SATUNet(GatedEncoderDecoder):
         init: str = "glorot",
     ) -> None:
         super().__init__("SATUNet")
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        channels = tuple(channels)
-        if len(channels) < 2 or any(not isinstance(c, int) or c < 1 for c in channels):
-            raise ValueError(f"channels must hold at least two positive ints, got {channels!r}.")
-        strides = tuple(strides) if strides is not None else (2,) * (len(channels) - 1)
-        if len(strides) != len(channels) - 1 or any(not isinstance(s, int) or s < 1 for s in strides):
-            raise ValueError(
-                f"strides must hold len(channels) - 1 = {len(channels) - 1} positive ints, got {strides!r}."
-            )
+        check_network_args(spatial_dims, in_channels, out_channels)
+        channels = check_positive_ints("channels", channels)
+        if len(channels) < 2:
+            raise ValueError(f"channels must hold at least two widths, got {channels!r}.")
+        strides = check_positive_ints(
+            "strides", strides if strides is not None else (2,) * (len(channels) - 1), len(channels) - 1
+        )
         if up_kernel_size < max(strides):
             raise ValueError(f"up_kernel_size must be >= the largest stride {max(strides)}, got {up_kernel_size!r}.")
         if kernel_size < 1 or kernel_size % 2 == 0:

@@ -69,7 +69,6 @@ class SATVNet(GatedEncoderDecoder):
         torch.Size([1, 2, 16, 16, 16])
     """
 
-
     def __init__(
         self,
         spatial_dims: int,
