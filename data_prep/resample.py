@@ -126,34 +126,56 @@ def _linear_axis(a: np.ndarray, axis: int, x: np.ndarray) -> np.ndarray:
 
 
 def _separable_linear_3d(
-    a: np.ndarray, pz: np.ndarray, py: np.ndarray, px: np.ndarray, threads: int = 1, slab_slices: int = 8
+    a: np.ndarray,
+    pz: np.ndarray,
+    py: np.ndarray,
+    px: np.ndarray,
+    dtype: np.dtype | type = np.float32,
+    threads: int = 1,
+    slab_slices: int = 16,
 ) -> np.ndarray:
     """Trilinear resampling of a (Z, Y, X) array at separable positions, one slab of output slices at a time.
 
-    Each block of output slices reads only the input slices it needs (about ``slab_slices``), interpolates them in
-    y then x while they are in cache, then blends along z. Blocks run in ``threads`` threads.
+    Each block of output slices interpolates, in y then x, only the input slices it reads: the two neighbours of each
+    output slice, or one where the output slice falls exactly on an input slice (2x downsampling along z reads half
+    the input). It then blends along z and casts into ``dtype`` (:func:`_cast_like`) while the block is in cache.
+    Blocks run in ``threads`` threads (NumPy releases the GIL).
+
+    Args:
+        a: source array (Z, Y, X), any real dtype.
+        pz, py, px: continuous source indices of the output centres along each axis, within ``[0, n - 1]``.
+        dtype: output dtype: integer types are rounded (and clipped to the type's range), others give float32.
+        threads: worker threads.
+        slab_slices: about how many input slices one block reads.
 
     Returns:
-        float32 array (len(pz), len(py), len(px)).
+        Array (len(pz), len(py), len(px)) of ``dtype`` (float32 for non-integer types).
     """
     nz = a.shape[0]
-    out = np.empty((len(pz), len(py), len(px)), np.float32)
+    out_dtype = np.dtype(dtype) if np.issubdtype(np.dtype(dtype), np.integer) else np.dtype(np.float32)
+    out = np.empty((len(pz), len(py), len(px)), out_dtype)
     i0 = np.minimum(np.floor(pz).astype(np.intp), max(nz - 2, 0))
     wz = (pz - i0).astype(np.float32)
+    if nz == 1:
+        wz[:] = 0.0
     blk = max(1, int(slab_slices * len(pz) / nz))
     blocks = [(k, min(k + blk, len(pz))) for k in range(0, len(pz), blk)]
 
     def work(block: tuple[int, int]) -> None:
         k0, k1 = block
-        s0, s1 = int(i0[k0]), min(int(i0[k1 - 1]) + 2, nz)
-        t = _linear_axis(_linear_axis(a[s0:s1], 1, py), 2, px)
-        lo = t[i0[k0:k1] - s0]
-        if nz > 1:
-            hi = t[i0[k0:k1] + 1 - s0]
-            hi -= lo
-            hi *= wz[k0:k1, None, None]
-            lo += hi
-        out[k0:k1] = lo
+        lo, w = i0[k0:k1], wz[k0:k1]
+        blend = w != 0.0
+        need = np.unique(np.concatenate([lo, lo[blend] + 1]))
+        contiguous = int(need[-1] - need[0]) + 1 == len(need)
+        src = a[int(need[0]) : int(need[-1]) + 1] if contiguous else a[need]
+        t = _linear_axis(_linear_axis(src, 1, py), 2, px)
+        res = t[np.searchsorted(need, lo)]
+        if blend.any():
+            hi = t[np.searchsorted(need, lo[blend] + 1)]
+            hi -= res[blend]
+            hi *= w[blend, None, None]
+            res[blend] += hi
+        out[k0:k1] = _cast_like(res, out_dtype)
 
     if threads > 1 and len(blocks) > 1:
         with ThreadPoolExecutor(min(threads, len(blocks))) as pool:
@@ -254,10 +276,10 @@ def resample_image(
     arr3 = src if src.ndim == 3 else src[None]
     pz = pos[2] if src.ndim == 3 else np.zeros(1)
     nt = default_threads() if threads is None else max(1, int(threads))
-    arr = _separable_linear_3d(arr3, pz, pos[1], pos[0], threads=nt)
+    arr = _separable_linear_3d(arr3, pz, pos[1], pos[0], dtype, threads=nt)
     if src.ndim == 2:
         arr = arr[0]
-    return _to_image(_cast_like(arr, dtype), grid)
+    return _to_image(arr, grid)
 
 
 def resample_label(label: sitk.Image, spacing: float | Sequence[float] = 2.0, grid: Grid | None = None) -> sitk.Image:
@@ -280,7 +302,13 @@ def resample_label(label: sitk.Image, spacing: float | Sequence[float] = 2.0, gr
     for n_in, s_in, n_out, s_out in zip(label.GetSize(), label.GetSpacing(), grid.size, grid.spacing):
         x = _positions(n_out, s_out, n_in, s_in)
         index.append(np.clip(np.floor(x + 0.5).astype(np.intp), 0, n_in - 1))
-    out = arr[np.ix_(*reversed(index))]
+    index.reverse()  # numpy order (z, y, x)
+    if arr.ndim in (2, 3):
+        # rows first (contiguous copies of only the rows kept), then columns: about 4x faster than np.ix_ on a CT
+        rows = arr[index[0][:, None], index[1][None, :]] if arr.ndim == 3 else arr[index[0]]
+        out = rows.take(index[-1], axis=-1)
+    else:
+        out = arr[np.ix_(*index)]
     return _to_image(np.ascontiguousarray(out), grid)
 
 

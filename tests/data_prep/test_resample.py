@@ -53,10 +53,18 @@ def test_grid_size_rule(n: int, sp: float, s: float, expected: int) -> None:
 
 
 @pytest.mark.parametrize("oblique", [False, True])
-@pytest.mark.parametrize("shape, spacing", [((24, 40, 36), (0.6, 0.6, 3.6)), ((30, 20, 25), (1.3, 0.7, 0.9))])
-def test_linear_matches_simpleitk(oblique: bool, shape, spacing) -> None:
+@pytest.mark.parametrize(
+    "shape, spacing, threads",
+    [
+        ((24, 40, 36), (0.6, 0.6, 3.6), None),  # upsampling along z: every input slice is read
+        ((30, 20, 25), (1.3, 0.7, 0.9), 1),
+        ((70, 20, 25), (1.3, 0.7, 1.0), 2),  # output slices on every other input slice: only those are read
+        ((90, 18, 16), (0.9, 1.1, 0.5), 3),  # every 4th slice, many blocks in 3 threads
+    ],
+)
+def test_linear_matches_simpleitk(oblique: bool, shape, spacing, threads) -> None:
     img = _image(shape, spacing, direction=_oblique() if oblique else None)
-    ours = resample_image(img, 2.0)
+    ours = resample_image(img, 2.0, threads=threads)
     g = isotropic_grid(img, 2.0)
     ref = resample_to_grid_sitk(img, g, sitk.sitkLinear, sitk.sitkFloat32)
     assert ours.GetSize() == ref.GetSize()
