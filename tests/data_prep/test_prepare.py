@@ -14,7 +14,7 @@ import pytest
 import SimpleITK as sitk
 
 from data_prep import writers
-from data_prep.atomic import atomic_path, check_output_not_inside_input
+from data_prep.atomic import TMP_MARKER, atomic_path, check_output_not_inside_input
 from data_prep.cli import main
 from data_prep.datalist import split_cases, write_datalist
 from data_prep.pipeline import CaseSpec, prepare_cases
@@ -270,3 +270,52 @@ def test_split_series_makes_one_case_per_series(tmp_path: Path) -> None:
     assert sorted(_report(out)) == ["pat_s2", "pat_s5"]
     assert sitk.ReadImage(str(out / "images" / "pat_s5.nii.gz")).GetSize()[2] == 5
     assert sitk.ReadImage(str(out / "images" / "pat_s2.nii.gz")).GetSize()[2] == 7
+
+
+@pytest.mark.slow  # a real CLI run killed with SIGKILL in the middle of writing, then resumed
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_sigkill_mid_write_leaves_only_complete_files_and_rerun_finishes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    rng = np.random.default_rng(0)
+    images = tmp_path / "in"
+    images.mkdir()
+    for i in range(8):  # 8 cases of 8 MB written at gzip level 9 (zlib, slow): the kill lands while one is written
+        img = sitk.GetImageFromArray(rng.integers(-1000, 1000, size=(64, 160, 200)).astype(np.int16))
+        img.SetSpacing((2.0, 2.0, 2.0))
+        sitk.WriteImage(img, str(images / f"c{i}.nii.gz"), useCompression=False)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "data_prep", "prepare", "--images", str(images), "--out", str(out),
+           "--compression-level", "9", "--no-progress"]
+    before = _hash_tree(images)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    temporaries: list[Path] = []
+    deadline = time.monotonic() + 120
+    try:
+        # wait until one case is complete and the next is being written (its hidden temporary exists)
+        while time.monotonic() < deadline and proc.poll() is None:
+            finals = list((out / "images").glob("c*.nii.gz")) if (out / "images").is_dir() else []
+            temporaries = [p for p in (out / "images").glob(".*") if TMP_MARKER in p.name] if finals else []
+            if temporaries:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.002)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert temporaries, "the run ended before a write could be interrupted"
+    finals = sorted((out / "images").glob("c*.nii.gz"))
+    assert 1 <= len(finals) < 8
+    for f in finals:  # every file under a final name is complete
+        arr = sitk.GetArrayFromImage(sitk.ReadImage(str(f)))
+        np.testing.assert_array_equal(arr, sitk.GetArrayFromImage(sitk.ReadImage(str(images / f.name))))
+    assert not (out / "report.csv").exists()  # the report is written at the end, never half
+    # the re-run removes the stale temporaries, skips the finished cases and completes the others
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rep = _report(out)
+    assert {c for c, row in rep.items() if row["status"] == "skipped"} == {f.name[:-7] for f in finals}
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"c{i}.nii.gz" for i in range(8)]
+    assert _hash_tree(images) == before  # inputs untouched
