@@ -156,8 +156,6 @@ def _separable_linear_3d(
     out = np.empty((len(pz), len(py), len(px)), out_dtype)
     i0 = np.minimum(np.floor(pz).astype(np.intp), max(nz - 2, 0))
     wz = (pz - i0).astype(np.float32)
-    if nz == 1:
-        wz[:] = 0.0
     blk = max(1, int(slab_slices * len(pz) / nz))
     blocks = [(k, min(k + blk, len(pz))) for k in range(0, len(pz), blk)]
 

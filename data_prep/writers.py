@@ -6,10 +6,10 @@ and geometry exactly as ITK writes them) to a hidden temporary file, then gzips 
 ``compression_level`` into another temporary file that is renamed to the final ``.nii.gz`` only when complete.
 
 Levels 1-3 are compressed with ISA-L's ``igzip`` (the ``isal`` package, in the ``io`` extra) when it is installed:
-3-4x faster than zlib at the same level for files of the same size (``benchmarks/prep.py`` prints both); levels 4-9
-and any level without ``isal`` use zlib (Python's ``gzip``). Either way the output is a standard single-member gzip
-file. Level 1 (the default) is the fast choice; higher levels save a few percent of size for much more time; level 0
-stores without compression (still a valid ``.nii.gz``).
+about 3x (level 1) to 6x (level 3) faster than zlib at the same level for files of the same size
+(``benchmarks/prep.py`` prints both); levels 4-9, and any level without ``isal``, use zlib (Python's ``gzip``).
+Either way the output is a standard single-member gzip file. Level 1 (the default) is the fast choice; higher levels
+save a few percent of size for much more time; level 0 stores without compression (still a valid ``.nii.gz``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 from data_prep.atomic import TMP_MARKER, atomic_path
 
-try:  # ISA-L: 3-4x faster deflate for levels 1-3
+try:  # ISA-L: faster deflate for levels 1-3
     from isal import igzip
 except ImportError:  # pragma: no cover - the io extra installs it
     igzip = None

@@ -60,10 +60,10 @@ ROBUSTNESS
   inside an input folder is refused.
 
 SPEED
-  gzip dominates writing time: --compression-level 1 (default) is about 15x faster than 6 for files a few percent
-  larger (levels 1-3 are compressed with ISA-L, 3-6x faster than zlib at the same level and size); 0 stores
-  uncompressed (.nii.gz still valid). Resampling runs in threads on the CPUs this process may use, divided among
-  --workers. See benchmarks/prep.py.
+  gzip dominates writing time: --compression-level 1 (default) is about 15x faster than 6 for files a few
+  percent larger. Levels 1-3 are compressed with ISA-L, 3x (level 1) to 6x (level 3) faster than zlib at the
+  same size; 0 stores uncompressed (.nii.gz still valid). Resampling runs in threads on the CPUs this process
+  may use, divided among --workers. See benchmarks/prep.py.
 """
 
 
