@@ -39,7 +39,7 @@ from data_prep.atomic import check_output_not_inside_input, remove_stale_tempora
 from data_prep.datalist import write_datalist
 from data_prep.progress import case_progress
 from data_prep.readers import read_image
-from data_prep.report import CaseResult, format_tuple, read_report, write_report
+from data_prep.report import CaseResult, finish_run, format_tuple, read_report
 from data_prep.resample import (
     INTERPOLATIONS,
     check_same_physical_space,
@@ -392,12 +392,7 @@ def prepare_cases(
             spacing=float(spacing),
             tensor_image_size=f"{dims.pop()}D",
         )
-    write_report(out / "report.csv", rows)
-    n_failed = sum(r.status == "failed" for r in rows)
-    n_skipped = sum(r.status == "skipped" for r in rows)
-    logger.info("prepared %d case(s) in %s: %d ok, %d skipped, %d failed", len(rows), out,
-                len(rows) - n_failed - n_skipped, n_skipped, n_failed)
-    return 1 if n_failed else 0
+    return finish_run(out, rows, "prepared")
 
 
 def _header(path: Path) -> sitk.ImageFileReader:

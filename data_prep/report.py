@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
@@ -18,7 +19,9 @@ from pathlib import Path
 
 from data_prep.atomic import atomic_write_text
 
-__all__ = ["CaseResult", "REPORT_COLUMNS", "write_report", "read_report", "format_tuple"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["CaseResult", "REPORT_COLUMNS", "write_report", "read_report", "format_tuple", "finish_run"]
 
 STATUSES = ("ok", "failed", "skipped")
 
@@ -86,3 +89,20 @@ def read_report(path: str | os.PathLike) -> list[CaseResult]:
             kw["seconds"] = float(kw.get("seconds") or 0.0)
             rows.append(CaseResult(**kw))
     return rows
+
+
+def finish_run(out_dir: str | os.PathLike, rows: Iterable[CaseResult], what: str) -> int:
+    """End a run: write ``out_dir/report.csv``, log the counts and return the exit code (1 if any case failed).
+
+    Args:
+        out_dir: the run's output folder.
+        rows: one row per case.
+        what: the verb for the log line, e.g. ``"prepared"``.
+    """
+    rows = list(rows)
+    write_report(Path(out_dir) / "report.csv", rows)
+    n_failed = sum(r.status == "failed" for r in rows)
+    n_skipped = sum(r.status == "skipped" for r in rows)
+    logger.info("%s %d case(s) in %s: %d ok, %d skipped, %d failed", what, len(rows), out_dir,
+                len(rows) - n_failed - n_skipped, n_skipped, n_failed)
+    return 1 if n_failed else 0

@@ -6,51 +6,9 @@ MONAI's activation factory (``Act["trelu"]``). It needs only torch and monai.
 
 from __future__ import annotations
 
-from satgate_monai.networks import (
-    SKIP_GATE_NAMES,
-    ATGate,
-    OrgGate,
-    SATFCDenseNet,
-    SATGate,
-    SATUNet,
-    SATVNet,
-    SelectionWeights,
-    SkipGate,
-    STGate,
-    TReLU,
-    attention_maps,
-    build_skip_gate,
-    fold_gates,
-    gate_modules,
-    gate_name,
-    selection_weights,
-    switched_off_fraction,
-    switched_off_fractions,
-    trelu,
-)
+from satgate_monai.networks import *  # noqa: F403 - the package's public API is the networks API
+from satgate_monai.networks import __all__ as _networks_all
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ATGate",
-    "OrgGate",
-    "SATGate",
-    "STGate",
-    "SelectionWeights",
-    "SATFCDenseNet",
-    "SATUNet",
-    "SATVNet",
-    "SKIP_GATE_NAMES",
-    "SkipGate",
-    "TReLU",
-    "attention_maps",
-    "build_skip_gate",
-    "fold_gates",
-    "gate_modules",
-    "gate_name",
-    "selection_weights",
-    "switched_off_fraction",
-    "switched_off_fractions",
-    "trelu",
-    "__version__",
-]
+__all__ = [*_networks_all, "__version__"]

@@ -39,7 +39,7 @@ from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_
 from data_prep.datalist import write_datalist
 from data_prep.importers.common import LayoutError, check_source, describe, is_phantom_source
 from data_prep.progress import case_progress
-from data_prep.report import CaseResult, format_tuple, read_report, write_report
+from data_prep.report import CaseResult, finish_run, format_tuple, read_report
 
 __all__ = ["IsicCase", "find_isic2017", "letterbox", "import_isic2017", "DEFAULT_SIZE", "RESIZE_MODES"]
 
@@ -270,11 +270,6 @@ def import_isic2017(
             spacing=None,
             tensor_image_size="2D",
         )
-    write_report(out_p / "report.csv", rows)
-    n_failed = sum(r.status == "failed" for r in rows)
-    n_skipped = sum(r.status == "skipped" for r in rows)
-    logger.info("imported %d ISIC case(s) into %s: %d ok, %d skipped, %d failed", len(rows), out_p,
-                len(rows) - n_failed - n_skipped, n_skipped, n_failed)
-    return 1 if n_failed else 0
+    return finish_run(out_p, rows, "imported ISIC 2017")
 
 
