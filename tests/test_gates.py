@@ -95,12 +95,17 @@ def test_switched_off_channels_get_no_gradient_and_no_influence(name, dims):
 
 @pytest.mark.parametrize("dims", DIMS)
 @pytest.mark.parametrize("name", ["sat", "st"])
-def test_default_init_leaves_every_selection_weight_trainable(name, dims):
-    gate = build_skip_gate(name, dims, C)
-    f = torch.randn((2, C) + (4,) * dims)
+def test_default_init_switches_channels_off_and_leaves_the_rest_trainable(name, dims):
+    torch.manual_seed(3)
+    gate = build_skip_gate(name, dims, 64)
+    w = gate.selection.weight.detach().clone()
+    off = w <= 0
+    assert 0 < off.sum() < 64 and torch.all(w < 1)
+    f = torch.randn((2, 64) + (4,) * dims)
     gate(f).pow(2).sum().backward()
-    assert torch.all(gate.selection.weight.grad != 0)
-    assert gate.switched_off_fraction() == 0.0
+    grad = gate.selection.weight.grad
+    assert torch.all(grad[off] == 0) and torch.all(grad[~off] != 0)
+    assert gate.switched_off_fraction() == pytest.approx(off.float().mean().item())
 
 
 def test_attention_kernel_is_glorot_uniform():

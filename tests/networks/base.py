@@ -133,9 +133,11 @@ class NetworkChecks:
         assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
         missing = [name for name, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
         assert not missing, f"parameters without a finite gradient: {missing}"
-        if gate in ("sat", "st"):  # default init: every selection weight is trainable
+        if gate in ("sat", "st"):  # default init: weights drawn <= 0 (off) or > 1 (frozen) get no gradient
             for g in net.gates:
-                assert (g.selection.weight.grad != 0).all()
+                w = g.selection.weight.detach()
+                on = (w > 0) & (w <= 1)
+                assert (g.selection.weight.grad[on] != 0).all() and (g.selection.weight.grad[~on] == 0).all()
 
     def test_gate_layout(self, dims, gate):
         net = self.build(dims, gate)
@@ -220,6 +222,9 @@ class NetworkChecks:
         if not selecting:
             assert math.isnan(switched_off_fraction(net))
             return
+        with torch.no_grad():
+            for g in selecting:
+                g.selection.weight.fill_(0.5)
         assert switched_off_fraction(net) == 0.0
         with torch.no_grad():
             for g in selecting:

@@ -2,8 +2,8 @@
 
 ``trelu(z) = clamp(z, 0, 1)`` (Taghanaki et al., MLMI 2019, arXiv:1804.05181, Eq. 1). Its gradient is 1 on the
 half-open interval ``0 < z <= 1`` and 0 elsewhere, so a selection weight that reaches 0 is switched off for good
-(its channel gets no gradient and no longer influences the output), while the default initialisation at 1 is still
-trainable. ``torch.clamp`` would pass a gradient at ``z == 0`` too and let switched-off channels come back.
+(its channel gets no gradient and no longer influences the output), and one pushed above 1 is frozen fully on for
+good. ``torch.clamp`` would pass a gradient at ``z == 0`` too and let switched-off channels come back.
 """
 
 from __future__ import annotations
