@@ -145,8 +145,10 @@ def run_demo(
     """
     if task not in DEMOS:
         raise ValueError(f"task must be one of {sorted(DEMOS)}, got {task!r}")
-    if gate not in ("org", "at", "st", "sat"):
-        raise ValueError(f"gate must be org, at, st or sat, got {gate!r}")
+    from satgate_monai.networks.factories import gate_names
+
+    if gate not in gate_names():
+        raise ValueError(f"gate must be one of {', '.join(gate_names())}, got {gate!r}")
     demo = DEMOS[task]
     out = Path(out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -209,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
-    parser.add_argument("--gate", default="sat", choices=("org", "at", "st", "sat"),
+    from satgate_monai.networks.factories import gate_names
+
+    parser.add_argument("--gate", default="sat", choices=gate_names(),
                         help="skip gate of the network (default sat; org is the plain U-Net)")
     parser.add_argument("--cases", type=int, default=None, help="number of phantom cases (default: data_prep's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the phantoms, split and training (default 0)")

@@ -81,14 +81,16 @@ def resize_map(attention: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
 
 
 def _attention_modules(net: nn.Module) -> dict[str, tuple[nn.Module, str]]:
-    """Modules whose forward output is an attention map: our sat/at gates, and MONAI AttentionUnet's ``psi``."""
+    """Modules whose forward output is an attention map: our gates that produce one (sat/at), and MONAI
+    AttentionUnet's ``psi``."""
     from monai.networks.nets.attentionunet import AttentionBlock
 
-    from satgate_monai.networks.blocks.skip_gates import ATGate, SATGate
+    from satgate_monai.networks.inspection import gate_modules
 
     found: dict[str, tuple[nn.Module, str]] = {}
+    gates = gate_modules(net)
     for name, module in net.named_modules():
-        if isinstance(module, (SATGate, ATGate)):
+        if name in gates and module.produces_attention:
             found[name] = (module, "gate")
         elif isinstance(module, AttentionBlock):
             found[name] = (module.psi, "psi")
@@ -128,13 +130,13 @@ def gate_inputs(net: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     Returns:
         ``{gate name: (N, C, *S_gate)}`` detached on the CPU.
     """
-    from satgate_monai.networks.blocks.skip_gates import SATGate, STGate
+    from satgate_monai.networks.inspection import gate_modules
 
     feats: dict[str, torch.Tensor] = {}
     handles = [
         module.register_forward_hook(lambda _m, inp, _o, name=name: feats.__setitem__(name, inp[0].detach().cpu()))
-        for name, module in net.named_modules()
-        if isinstance(module, (SATGate, STGate))
+        for name, module in gate_modules(net).items()
+        if module.has_selection
     ]
     try:
         net(x)

@@ -36,7 +36,6 @@ from torch import nn
 
 from satgate_monai.infer.checkpoint import load_weights
 from satgate_monai.infer.geometry import array_to_sitk
-from satgate_monai.networks.blocks.skip_gates import ATGate, SATGate
 from satgate_monai.networks.inspection import attention_maps, gate_modules
 
 __all__ = [
@@ -296,7 +295,7 @@ class BundleRunner:
             raise ValueError(f"postprocessed label shape {label.shape} differs from the network input "
                              f"{tuple(img.shape[1:])}: a shape-changing postprocessing step is not supported")
         result = NetworkOutput(label=array_to_sitk(label, ref.affine, space), network_shape=tuple(img.shape[1:]))
-        if save_attention and not any(isinstance(g, (SATGate, ATGate)) for g in gate_modules(self.network).values()):
+        if save_attention and not any(g.produces_attention for g in gate_modules(self.network).values()):
             logger.warning("the network has no sat/at gate: no attention maps to save")
         elif save_attention:
             names: list[str] = []

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from satgate_monai.networks.factories import SKIP_GATE_NAMES
+from satgate_monai.networks.factories import SKIP_GATE_NAMES, gate_names
 from satgate_monai.networks.nets import FCDENSENET_PRESETS, SATFCDenseNet, SATUNet, SATVNet
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "input_label",
 ]
 
-GATE_ORDER = ("org", "at", "st", "sat")
+GATE_ORDER = SKIP_GATE_NAMES  # the registry order: org, at, st, sat
 
 
 @dataclass(frozen=True)
@@ -145,9 +145,9 @@ def count_row(config: ReportConfig, gate: str, org: dict | None = None) -> dict:
 
 def parameter_table(configs: tuple[ReportConfig, ...] = CONFIGS, gates: tuple[str, ...] = GATE_ORDER) -> list[dict]:
     """Rows for every configuration and gate (ORG first, the others relative to it)."""
-    unknown = [g for g in gates if g not in SKIP_GATE_NAMES]
+    unknown = [g for g in gates if g not in gate_names()]
     if unknown:
-        raise ValueError(f"unknown gates {unknown}; valid: {SKIP_GATE_NAMES}.")
+        raise ValueError(f"unknown gates {unknown}; valid: {gate_names()}.")
     rows = []
     for config in configs:
         org = count_row(config, "org")

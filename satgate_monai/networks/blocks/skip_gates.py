@@ -32,6 +32,7 @@ __all__ = [
     "ATGate",
     "OrgGate",
     "SelectionWeights",
+    "SkipGateModule",
     "SELECTION_INITS",
     "SELECTION_FANS",
     "SelectionInit",
@@ -176,7 +177,32 @@ def selection_shares(weight: torch.Tensor) -> dict[str, float]:
     return {"off": off, "between": 1.0 - off - frozen, "frozen": frozen}
 
 
-class _SelectingGate(nn.Module):
+class SkipGateModule(nn.Module):
+    """Base of every skip gate: the capabilities it declares, read by inspection, folding, inference and experiments.
+
+    Class attributes (a new gate sets them; they default to "none"):
+
+    * ``transfers_one_channel``: the gate hands the decoder one channel (an attention map) instead of ``C``;
+    * ``has_selection``: it owns a :class:`SelectionWeights` as ``self.selection`` (and ``selection_weights``);
+    * ``produces_attention``: its output is an attention map ``(N, 1, *spatial)`` in ``(0, 1)``;
+    * ``foldable``: :meth:`fold` returns an equivalent, cheaper module for deployment.
+
+    Every gate takes ``(spatial_dims, in_channels, **kwargs)`` and sets ``spatial_dims``, ``in_channels`` and
+    ``out_channels``.
+    """
+
+    transfers_one_channel: bool = False
+    has_selection: bool = False
+    produces_attention: bool = False
+    foldable: bool = False
+
+    @torch.jit.unused
+    def fold(self) -> nn.Module:
+        """An equivalent module without the parts that only training needs (``foldable`` gates only)."""
+        raise NotImplementedError(f"{type(self).__name__} is not foldable.")
+
+
+class _SelectingGate(SkipGateModule):
     """Common inspection API of the gates that own a selection vector (``sat``, ``st``)."""
 
     __jit_unused_properties__ = ["selection_weights"]
@@ -223,6 +249,11 @@ class SATGate(_SelectingGate):
         torch.Size([2, 1, 8, 8, 8])
     """
 
+    transfers_one_channel = True
+    has_selection = True
+    produces_attention = True
+    foldable = True
+
     def __init__(
         self,
         spatial_dims: int,
@@ -263,6 +294,11 @@ class SATGate(_SelectingGate):
                 gate.attention.bias.copy_(self.attention.bias)
         return gate
 
+    @torch.jit.unused
+    def fold(self) -> nn.Module:
+        """:meth:`to_attention_gate`: the selection folded into ``K`` (switched-off channels get a zero kernel)."""
+        return self.to_attention_gate()
+
 
 class STGate(_SelectingGate):
     """Select-Transfer: ``f ⊙ trelu(w)``, passes the ``C`` selected channels.
@@ -278,6 +314,8 @@ class STGate(_SelectingGate):
         input ``(N, C, *spatial)`` -> output ``(N, C, *spatial)``.
     """
 
+    has_selection = True
+
     def __init__(self, spatial_dims: int, in_channels: int, selection_init: SelectionInit = "glorot",
                  fan: str = "sqrt") -> None:
         super().__init__()
@@ -291,7 +329,7 @@ class STGate(_SelectingGate):
         return x * self.selection().view([1, self.in_channels] + [1] * self.spatial_dims)
 
 
-class ATGate(nn.Module):
+class ATGate(SkipGateModule):
     """Attend-Transfer: ``sigmoid(K * f + b)``, one output channel, no selection.
 
     Args:
@@ -302,6 +340,9 @@ class ATGate(nn.Module):
     Shapes:
         input ``(N, C, *spatial)`` -> output ``(N, 1, *spatial)``, values in ``(0, 1)``.
     """
+
+    transfers_one_channel = True
+    produces_attention = True
 
     def __init__(self, spatial_dims: int, in_channels: int, bias: bool = True) -> None:
         super().__init__()
@@ -315,7 +356,7 @@ class ATGate(nn.Module):
         return torch.sigmoid(self.attention(x))
 
 
-class OrgGate(nn.Module):
+class OrgGate(SkipGateModule):
     """The plain skip connection: returns ``f`` unchanged (``out_channels == in_channels``).
 
     Args:
