@@ -8,7 +8,6 @@ multi-GPU overlay can keep the same handler lists.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from satgate_monai.bundle.resume import _rank, unwrap
-from satgate_monai.networks.inspection import attention_maps, switched_off_fraction, switched_off_fractions
+from satgate_monai.networks.inspection import attention_maps, selection_state
 
 __all__ = ["GateStatsHandler", "AttentionImageHandler", "TrainProgressBar", "center_crop_on_label"]
 
@@ -43,11 +42,14 @@ class _WriterMixin:
 
 
 class GateStatsHandler(_WriterMixin):
-    """Log the learning rate and every gate's share of switched-off skip channels after each training epoch.
+    """Log the learning rate and where every gate's selection weights lie after each training epoch.
 
-    TensorBoard tags: ``lr`` (first parameter group; ``lr/group<i>`` for the others), ``gates/switched_off/<gate>``
-    per ``sat``/``st`` gate and ``gates/switched_off/all`` pooled over gates (the paper reports 55-67 %). Networks
-    without selecting gates (``org``, ``at``) log the learning rate only.
+    TensorBoard tags: ``lr`` (first parameter group; ``lr/group<i>`` for the others), and per ``sat``/``st`` gate and
+    pooled over them (``all``) the shares of skip channels ``gates/switched_off/<gate>`` (``w <= 0``, the paper
+    reports 55-67 %), ``gates/between/<gate>`` (``0 < w < 1``, the channels that select) and ``gates/frozen/<gate>``
+    (``w >= 1``, passed whole for good). The pooled shares are also logged (INFO), with a warning-worded note when no
+    weight lies between 0 and 1 (the gate then no longer selects). Networks without selecting gates (``org``,
+    ``at``) log the learning rate only.
 
     Args:
         network: the trained network (DDP is unwrapped).
@@ -74,12 +76,16 @@ class GateStatsHandler(_WriterMixin):
         for i, group in enumerate(self.optimizer.param_groups):
             w.add_scalar("lr" if i == 0 else f"lr/group{i}", float(group["lr"]), step)
         net = unwrap(self.network)
-        for name, fraction in switched_off_fractions(net).items():
-            w.add_scalar(f"gates/switched_off/{name}", fraction, step)
-        overall = switched_off_fraction(net)
-        if not math.isnan(overall):
-            w.add_scalar("gates/switched_off/all", overall, step)
-            logger.info("epoch %d: %.1f %% of skip channels switched off", step, 100 * overall)
+        state = selection_state(net)
+        for name, shares in state.items():
+            for key, tag in (("off", "switched_off"), ("between", "between"), ("frozen", "frozen")):
+                w.add_scalar(f"gates/{tag}/{name}", shares[key], step)
+        pooled = state.get("all")
+        if pooled is not None:
+            logger.info("epoch %d: skip channels %.1f %% switched off, %.1f %% between 0 and 1, %.1f %% frozen on%s",
+                        step, 100 * pooled["off"], 100 * pooled["between"], 100 * pooled["frozen"],
+                        "" if pooled["between"] > 0 else " (no selection weight between 0 and 1: the gates no longer "
+                        "select)")
         w.flush()
 
 

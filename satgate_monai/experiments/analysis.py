@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from satgate_monai.experiments.grid import PEER_GATE
 from satgate_monai.experiments.stats import describe, holm, paired_comparison, wilcoxon_signed_rank
+from satgate_monai.networks.factories import gate_class, gate_names
 
 __all__ = [
     "METRICS",
@@ -28,11 +30,17 @@ __all__ = [
     "attention_summary",
     "params_table",
     "switched_off_table",
+    "selection_warnings",
     "analyze",
 ]
 
 METRICS = ("dice", "fpr", "fnr")
-GATE_ORDER = ("org", "at", "st", "sat", "ag")
+def gate_order() -> tuple[str, ...]:
+    """Table order of the gates: the registry's order (``org, at, st, sat``, then any registered gate), then peers."""
+    return (*gate_names(), PEER_GATE)
+
+
+GATE_ORDER = gate_order()
 NETWORK_LABELS = {"unet": "U-Net", "vnet": "V-Net", "fcdensenet": "Tiramisu (FC-DenseNet)",
                   "attentionunet": "Attention U-Net (MONAI)"}
 GATE_LABELS = {"org": "ORG", "at": "AT", "st": "ST", "sat": "SAT", "ag": "AG"}
@@ -49,8 +57,9 @@ def _variant_key(cell: dict) -> tuple[str, str]:
 
 def _sort_key(variant: tuple[str, str]) -> tuple[int, int]:
     nets = list(NETWORK_LABELS)
+    order = gate_order()
     net = nets.index(variant[0]) if variant[0] in nets else len(nets)
-    gate = GATE_ORDER.index(variant[1]) if variant[1] in GATE_ORDER else len(GATE_ORDER)
+    gate = order.index(variant[1]) if variant[1] in order else len(order)
     return net, gate
 
 
@@ -118,9 +127,69 @@ def summarize_variants(cells: Sequence[dict]) -> list[dict]:
         off = [c.get("switched_off_fraction") for c in group]
         off = [v for v in off if v is not None and not math.isnan(v)]
         row["switched_off"] = describe(off) if off else None
+        row["selection"] = _selection_summary(group)
         row["train_seconds"] = float(sum(c.get("train_seconds", 0.0) for c in group))
         rows.append(row)
     return rows
+
+
+SHARES = ("off", "between", "frozen")
+
+
+def _selection_summary(group: Sequence[dict]) -> dict | None:
+    """Shares of skip channels off / between / frozen, pooled (mean ± std over seeds) and per skip (mean over
+    seeds, shallow -> deep); ``None`` when the variant has no selection weights or the cells predate the shares."""
+    pooled = [c.get("selection") for c in group]
+    if not pooled or any(p is None for p in pooled):
+        return None
+    out: dict = {k: describe([p[k] for p in pooled]) for k in SHARES}
+    out["never_between"] = all(p["between"] == 0 for p in pooled)
+    out["all_frozen"] = all(p["frozen"] == 1 for p in pooled)
+    skips = [c["skips"] for c in group]
+    out["per_skip"] = [
+        {"off": float(np.mean([s["switched_off"] for s in col])),
+         "between": float(np.mean([s["between"] for s in col])),
+         "frozen": float(np.mean([s["frozen"] for s in col]))}
+        if all(s.get("between") is not None for s in col) else None
+        for col in zip(*skips)
+    ]
+    return out
+
+
+def selection_warnings(rows: Sequence[dict]) -> list[str]:
+    """Words for variants whose selection does not select: a gate with selection weights none of which lies strictly
+    inside (0, 1) computes the same gate without selection (``sat`` -> ``at``, ``st`` -> ``org``): exactly when every
+    weight is frozen at >= 1, with the switched-off channels dropped otherwise."""
+    out = []
+    for r in rows:
+        sel = r.get("selection")
+        if not sel:
+            continue
+        twin = _unselected_twin(r["gate"])
+        as_twin = f"{GATE_LABELS.get(twin, twin.upper())}" if twin else "the gate without selection"
+        label, seeds = r["label"], len(r["seeds"])
+        if sel["all_frozen"]:
+            out.append(f"{label} behaves as {as_twin}: every selection weight is frozen at >= 1 in all {seeds} "
+                       "seed(s), so it selects nothing (selection init 1.0 does this: trelu has no gradient above 1).")
+        elif sel["never_between"]:
+            out.append(f"{label} behaves as {as_twin} with channels dropped: no selection weight lies strictly "
+                       f"between 0 and 1 in any of {seeds} seed(s) ({100 * sel['off']['mean']:.1f} % off, "
+                       f"{100 * sel['frozen']['mean']:.1f} % frozen on).")
+        elif sel["between"]["mean"] < 0.05:
+            out.append(f"{label} nearly behaves as {as_twin}: only {100 * sel['between']['mean']:.1f} % of its "
+                       "selection weights lie strictly between 0 and 1.")
+    return out
+
+
+def _unselected_twin(gate: str) -> str | None:
+    """The registered gate with the same capabilities but no selection (``sat`` -> ``at``, ``st`` -> ``org``)."""
+    try:
+        cls = gate_class(gate)
+    except ValueError:
+        return None
+    twins = gate_names(has_selection=False, transfers_one_channel=cls.transfers_one_channel,
+                       produces_attention=cls.produces_attention)
+    return twins[0] if twins else None
 
 
 def compare_variants(cells: Sequence[dict], a: tuple[str, str], b: tuple[str, str], metric: str = "dice",
@@ -221,8 +290,10 @@ def params_table(rows: Sequence[dict]) -> list[dict]:
 
 
 def switched_off_table(rows: Sequence[dict]) -> list[dict]:
-    """Per network and selecting gate (``sat``/``st``): share of switched-off skip channels, mean ± std over seeds."""
-    return [{"network": r["network"], "gate": r["gate"], "label": r["label"], **r["switched_off"]}
+    """Per network and selecting gate (``sat``/``st``): share of switched-off skip channels, mean ± std over seeds,
+    with ``selection`` (shares off / between / frozen, pooled and per skip; ``None`` for cells without them)."""
+    return [{"network": r["network"], "gate": r["gate"], "label": r["label"], **r["switched_off"],
+             "selection": r.get("selection")}
             for r in rows if r["switched_off"] is not None]
 
 
@@ -236,4 +307,5 @@ def analyze(cells: Sequence[dict], n_boot: int = 10000) -> dict:
         "attention": attention_summary(cells),
         "params": params_table(rows),
         "switched_off": switched_off_table(rows),
+        "selection_warnings": selection_warnings(rows),
     }

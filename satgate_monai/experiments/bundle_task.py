@@ -66,32 +66,40 @@ def read_case_csv(path: Path) -> list[dict]:
 
 
 def describe_network(net: nn.Module) -> dict:
-    """Parameters, skip channels in/out (shallow -> deep) and selection statistics of a network."""
+    """Parameters, skip channels in/out (shallow -> deep) and selection statistics of a network.
+
+    Per skip with selection weights: ``selected`` (channels with ``trelu(w) > 0``) and the shares ``switched_off``
+    (``w <= 0``), ``between`` (``0 < w < 1``) and ``frozen`` (``w >= 1``); pooled over the skips:
+    ``switched_off_fraction`` and ``selection`` (``{"off", "between", "frozen", "n"}``, ``None`` without selection).
+    """
     from monai.networks.nets.attentionunet import AttentionBlock
 
-    from satgate_monai.networks.inspection import switched_off_fraction
+    from satgate_monai.networks.blocks.skip_gates import selection_shares
+    from satgate_monai.networks.inspection import selection_state, switched_off_fraction
 
     skips = []
     gates = getattr(net, "gates", None)
     if gates is not None:
         for gate in gates:
             entry = {"in_channels": int(gate.in_channels), "out_channels": int(gate.out_channels),
-                     "selected": None, "switched_off": None}
-            if hasattr(gate, "selection"):
-                w = gate.selection_weights
-                entry.update(selected=int((w > 0).sum()), switched_off=float((w == 0).float().mean()))
+                     "selected": None, "switched_off": None, "between": None, "frozen": None}
+            if getattr(gate, "has_selection", False):
+                shares = selection_shares(gate.selection.weight)
+                entry.update(selected=int((gate.selection_weights > 0).sum()), switched_off=shares["off"],
+                             between=shares["between"], frozen=shares["frozen"])
             skips.append(entry)
     else:  # MONAI AttentionUnet: attention blocks, outermost (shallowest) first; they pass C gated channels
         for module in net.modules():
             if isinstance(module, AttentionBlock):
                 conv = next(m for m in module.W_x.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
                 skips.append({"in_channels": int(conv.in_channels), "out_channels": int(conv.in_channels),
-                              "selected": None, "switched_off": None})
+                              "selected": None, "switched_off": None, "between": None, "frozen": None})
     off = switched_off_fraction(net)
     return {
         "params": int(sum(p.numel() for p in net.parameters())),
         "skips": skips,
         "switched_off_fraction": None if math.isnan(off) else off,
+        "selection": selection_state(net).get("all"),
     }
 
 
@@ -286,8 +294,10 @@ class BundleTask:
         net.eval()
         info = describe_network(net)
         dataset = wf.parser.get_parsed_content("validate#dataset")
+        from satgate_monai.networks.factories import gate_names
+
         extra, figure = self.inspect(net, dataset, want_figures=keep_figure_data,
-                                     want_features=cell.gate == "sat")
+                                     want_features=cell.gate in gate_names(has_selection=True, produces_attention=True))
         missing = [c["case"] for c in cases if c["case"] not in extra]
         if missing:
             logger.warning("%s: no attention inspection for test case(s) %s (names differ from the evaluation CSV)",

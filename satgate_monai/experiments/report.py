@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from satgate_monai.experiments.analysis import GATE_LABELS, NETWORK_LABELS, variant_label
+from satgate_monai.experiments.analysis import GATE_LABELS, NETWORK_LABELS, gate_order, variant_label
 
 __all__ = ["fmt", "pm", "render_report", "TABLE2_NETWORKS"]
 
@@ -94,11 +94,45 @@ def _other_comparisons(comparisons: Sequence[dict]) -> list[str]:
     return lines
 
 
+def _shares(sel: dict | None) -> list[str]:
+    if not sel:
+        return ["n/a"] * 3
+    return [pm(sel[k]) for k in ("off", "between", "frozen")]
+
+
+def _per_skip(sel: dict | None) -> str:
+    if not sel or not sel.get("per_skip") or any(s is None for s in sel["per_skip"]):
+        return "n/a"
+    return " / ".join(f"{100 * s['off']:.0f}-{100 * s['between']:.0f}-{100 * s['frozen']:.0f}" for s in sel["per_skip"])
+
+
+def _selection_section(results: dict) -> list[str]:
+    """Switched-off / between / frozen shares per selecting variant, and the warnings when a gate does not select."""
+    lines = ["", "## Switched-off skip channels", "",
+             "After training, each selection weight w is *off* (w <= 0: the channel is switched off for good, "
+             "trelu gives it no gradient), *between* (0 < w < 1: the channels that select) or *frozen* (w >= 1: "
+             "passed whole for good, no gradient either). Shares of skip channels pooled over the network's gates, "
+             "mean ± std over seeds (the paper reports 55-67 % switched off); *per skip* gives off-between-frozen "
+             "in % per skip, shallow to deep, mean over seeds.", "",
+             "| Network | Skip | Switched off | Between 0 and 1 | Frozen on | Per skip (off-between-frozen %) "
+             "| Seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results["switched_off"]:
+        sel = r.get("selection")
+        off, between, frozen = _shares(sel) if sel else (pm(r), "n/a", "n/a")
+        lines.append(f"| {NETWORK_LABELS.get(r['network'], r['network'])} | {GATE_LABELS.get(r['gate'], r['gate'])} "
+                     f"| {off} | {between} | {frozen} | {_per_skip(sel)} | {r['n']} |")
+    if not results["switched_off"]:
+        lines.append("| — | no sat/st variant in this grid | | | | | |")
+    return lines
+
+
 def render_report(results: dict) -> str:
     """The markdown report for a ``results.json`` dictionary."""
     s = results["settings"]
     variants = results["variants"]
     data_note = results.get("data_note") or ""
+    order = gate_order()
     lines = [
         f"# Skip-gate experiments: {results['task']}",
         "",
@@ -111,7 +145,7 @@ def render_report(results: dict) -> str:
         "",
         f"Command: `{results['command']}`",
         "",
-        *[f"**Warning:** {w}\n" for w in results.get("warnings", [])],
+        *[f"**Warning:** {w}\n" for w in [*results.get("warnings", []), *results.get("selection_warnings", [])]],
         "All numbers are on the held-out **test** split. Each case's value is averaged over the seeds first; "
         "`mean ± std` is over test cases (sample std); *Dice seed sd* is the std of the per-seed mean Dice. "
         "FPR = FP / (FP + TN), FNR = FN / (FN + TP), per case.",
@@ -133,22 +167,14 @@ def render_report(results: dict) -> str:
         "",
         "## Table 3: parameters",
         "",
-        "| Network | " + " | ".join(GATE_LABELS[g] for g in ("org", "at", "st", "sat", "ag")) + " | SAT vs ORG |",
-        "|---|---|---|---|---|---|---|",
+        "| Network | " + " | ".join(GATE_LABELS.get(g, g.upper()) for g in order) + " | SAT vs ORG |",
+        "|---|" + "---|" * len(order) + "---|",
     ]
     for p in results["params"]:
-        cells = " | ".join(f"{p['params'][g]:,}" if g in p["params"] else "—" for g in ("org", "at", "st", "sat", "ag"))
+        cells = " | ".join(f"{p['params'][g]:,}" if g in p["params"] else "—" for g in order)
         change = "n/a" if p["sat_vs_org"] is None else f"{100 * p['sat_vs_org']:+.1f} %"
         lines.append(f"| {p['label']} | {cells} | {change} |")
-    lines += ["", "## Switched-off skip channels", "",
-              "Share of skip channels whose selection weight trelu(w) is exactly 0 after training, pooled over the "
-              "network's gates; mean ± std over seeds (the paper reports 55-67 %).", "",
-              "| Network | Skip | Switched off | Seeds |", "|---|---|---|---|"]
-    for r in results["switched_off"]:
-        lines.append(f"| {NETWORK_LABELS.get(r['network'], r['network'])} | {GATE_LABELS.get(r['gate'], r['gate'])} "
-                     f"| {pm(r)} | {r['n']} |")
-    if not results["switched_off"]:
-        lines.append("| — | no sat/st variant in this grid | | |")
+    lines += _selection_section(results)
     lines += [
         "", "## Paired test: SAT vs ORG per case", "",
         "Wilcoxon signed-rank test (two-sided, scipy; zero differences dropped) on the per-case differences, the mean "

@@ -11,6 +11,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main", "parse_overrides"]
 
@@ -21,6 +23,7 @@ outputs in --out, per case <case>:
   <case>_seg.nii.gz              integer labels on exactly the source image's grid (same shape and affine)
   <case>_seg.dcm                 DICOM-SEG referencing the source series (DICOM input, --format dicomseg)
   <case>_attention_<gate>.nii.gz each SAT/AT gate's attention map on the source grid (--save-attention)
+  selection.json                 shares of skip channels off / between 0 and 1 / frozen on (--save-attention)
   report.csv                     per case: status (ok/skipped/failed), seconds, error, outputs, volume_ml_<label>
 Names are sanitised ([A-Za-z0-9._-]); existing outputs are kept unless --overwrite; files are written atomically.
 The bundle's own configs/inference.json runs (preprocessing, network, inferer, postprocessing without Invertd and
@@ -76,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _write_selection_state(network: Any, out: Path) -> None:
+    """``selection.json`` beside the attention maps: shares of skip channels off / between / frozen, per gate and
+    pooled (see :func:`~satgate_monai.networks.inspection.selection_state`), also printed."""
+    from data_prep.atomic import atomic_write_text
+    from satgate_monai.networks.inspection import format_selection_state, selection_state
+
+    state = selection_state(network)
+    if state:
+        atomic_write_text(out / "selection.json", json.dumps(state, indent=2) + "\n")
+        print(format_selection_state(state))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     args = build_parser().parse_args(argv)
@@ -94,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.save_attention:
+        _write_selection_state(runner.network, Path(args.out))
     counts = {s: sum(r.status == s for r in reports) for s in ("ok", "skipped", "failed")}
     print(f"{len(reports)} case(s): {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; "
           f"report: {args.out}/report.csv")

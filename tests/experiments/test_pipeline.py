@@ -91,6 +91,17 @@ def test_tiny_grid_tables_figures_and_resume(tmp_path, bundle_ready, monkeypatch
     sat_cell = next(c for c in results["cells"] if c["gate"] == "sat")
     assert 0.0 <= sat_cell["switched_off_fraction"] <= 1.0
     assert [s["in_channels"] for s in sat_cell["skips"]] == [4, 8]
+    # ... with the shares off / between / frozen, per skip and pooled, in results.json and the report
+    sel, skips = sat_cell["selection"], sat_cell["skips"]
+    assert sel["n"] == 12 and sum(sel[k] for k in ("off", "between", "frozen")) == pytest.approx(1.0)
+    for key, skip_key in (("off", "switched_off"), ("between", "between"), ("frozen", "frozen")):
+        assert sel[key] == pytest.approx(sum(s[skip_key] * s["in_channels"] for s in skips) / 12)
+    sat_row = next(r for r in results["switched_off"] if r["gate"] == "sat")
+    row = _table_row(report.split("## Switched-off skip channels")[1], "U-Net | SAT")
+    for col, key in ((2, "off"), (3, "between"), (4, "frozen")):
+        assert float(row[col]) == pytest.approx(sat_row["selection"][key]["mean"], abs=6e-4)
+    assert row[5] == " / ".join(f"{100 * s['switched_off']:.0f}-{100 * s['between']:.0f}-{100 * s['frozen']:.0f}"
+                                for s in skips)
 
     # paired test: recomputed independently from the two CSVs
     org = _csv_dice(out / "cells" / "unet-org-s0" / "eval" / "metrics.csv")
@@ -162,6 +173,9 @@ def test_dry_run_prints_grid_and_estimate(tmp_path, bundle_ready, capsys):
     for key in ("unet-org-s0", "unet-sat-s0", "attentionunet-ag-s0", "unet-org-s1", "attentionunet-ag-s1"):
         assert key in printed
     assert re.search(r"6 cells, estimated \d+\.\d min", printed)
+    low, high = map(float, re.search(r"estimated (\d+\.\d) min to (\d+\.\d) min", printed).groups())
+    assert 0 < low <= high  # a range over several measured steps
+    assert "1 thread(s)" in printed
     assert not out.exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -139,6 +140,14 @@ def test_attention_maps_on_the_source_grid(liver_bundle, small_ct, tiny_unet_ckp
     seg = nib.load(out / "ct_seg.nii.gz")
     assert seg.shape == src.shape
     np.testing.assert_allclose(seg.affine, src.affine, atol=1e-4)
+    # beside the maps: where the selection weights lie, per gate and pooled (the shares of the checkpoint's weights)
+    state = json.loads((out / "selection.json").read_text())
+    ckpt = torch.load(tiny_unet_ckpt, weights_only=True)
+    w = torch.cat([v for k, v in ckpt.items() if k.endswith("selection.weight")])
+    assert len(state) == 3 and state["all"]["n"] == w.numel()
+    assert state["all"]["off"] == pytest.approx(float((w <= 0).double().mean()))
+    assert state["all"]["frozen"] == pytest.approx(float((w >= 1).double().mean()))
+    assert sum(state["all"][k] for k in ("off", "between", "frozen")) == pytest.approx(1.0)
 
 
 def test_unusable_runs_exit_2(liver_bundle, small_ct, threshold_ckpt, tmp_path, capsys):
