@@ -19,23 +19,28 @@ from typing import Any
 
 from satgate_monai.experiments.grid import NETWORKS, PEERS, TASK_BUNDLES, build_grid, parse_list
 from satgate_monai.experiments.io import atomic_write_json, read_json
+from satgate_monai.networks.factories import gate_names
 
-__all__ = ["main", "build_parser", "PROFILES", "default_bundle_dir"]
+__all__ = ["main", "build_parser", "PROFILES", "default_bundle_dir", "parse_seeds"]
 
 logger = logging.getLogger(__name__)
 
-# --profile: "demo" (default) shortens training so the default skin grid finishes well within an hour on 2 CPU
-# cores (measured in docs/experiments.md); "bundle" is the bundle's own recipe unchanged (200 epochs, full size: the
-# setting for a real run on a GPU). --epochs and --override apply on top of either.
+# --profile: "demo" (default) shortens training so the default grid of every task (U-Net x 4 gates x 3 seeds) finishes
+# within an hour on 2 CPU cores with one thread per process (measured in docs/experiments.md); the 3D tasks train the
+# demo's CPU-sized U-Net (channels 8-16-32-64) on small patches. "bundle" is the bundle's own recipe unchanged (200
+# epochs, full size: the setting for a real run on a GPU). --epochs and --override apply on top of either.
+_DEMO_3D_NET = {"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, 2], "batch_size": 1,
+                "num_samples": 2}
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
         "skin": {"epochs": 20, "overrides": {"image_size": [64, 64]}},
-        "prostate": {"epochs": 10, "overrides": {}},
-        "liver": {"epochs": 10, "overrides": {}},
+        "prostate": {"epochs": 10, "overrides": {**_DEMO_3D_NET, "roi_size": [32, 32, 32]}},
+        "liver": {"epochs": 10, "overrides": {**_DEMO_3D_NET, "roi_size": [32, 32, 32]}},
     },
     "bundle": {task: {"epochs": None, "overrides": {}} for task in TASK_BUNDLES},
 }
-GATES = ("org", "at", "st", "sat")
+SEEDS_RULE = ("--seeds N (one int, no comma) is a count: seeds 0..N-1; a comma list (0,5,7 or 7, for seed 7 "
+              "alone) or several values (0 5 7) are the seeds themselves")
 
 
 def default_bundle_dir(task: str) -> Path:
@@ -43,20 +48,57 @@ def default_bundle_dir(task: str) -> Path:
     return Path(__file__).resolve().parents[2] / "bundles" / TASK_BUNDLES[task]
 
 
-def _seeds(value: str) -> list[int]:
+def parse_seeds(values: str | list[str]) -> list[int]:
+    """Seeds from ``--seeds``: one value without a comma is a count ``N`` (seeds ``0..N-1``); a comma list
+    (``0,5,7``; ``7,`` is seed 7 alone) or several values (``0 5 7``) are the seeds themselves.
+
+    Raises:
+        ValueError: for a non-integer, a count below 1, a negative or a repeated seed.
+    """
+    items = [values] if isinstance(values, str) else list(values)
     try:
-        if "," in value:
-            seeds = [int(v) for v in value.split(",") if v.strip()]
-        else:
-            n = int(value)
+        if len(items) == 1 and "," not in items[0]:
+            n = int(items[0])
             if n < 1:
-                raise ValueError
-            seeds = list(range(n))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds takes a count (3: 0,1,2) or a list (0,5,7), got {value!r}") from None
-    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"--seeds must be distinct non-negative ints, got {value!r}")
+                raise ValueError(f"--seeds count must be at least 1, got {items[0]!r} ({SEEDS_RULE}).")
+            return list(range(n))
+        seeds = [int(v) for item in items for v in item.split(",") if v.strip()]
+    except ValueError as e:
+        if str(e).startswith("--seeds"):
+            raise
+        raise ValueError(f"--seeds takes integers, got {' '.join(items)!r} ({SEEDS_RULE}).") from None
+    if not seeds or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise ValueError(f"--seeds must be distinct non-negative ints, got {' '.join(items)!r}.")
     return seeds
+
+
+class _SeedsAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            setattr(namespace, self.dest, parse_seeds(values))
+        except ValueError as e:
+            parser.error(str(e))
+
+
+def _threads(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--threads takes a positive int, got {value!r}")
+    return n
+
+
+def _selection_args(value: str) -> dict:
+    try:
+        kwargs = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"--selection-args {value!r} is not JSON ({e})") from None
+    if not isinstance(kwargs, dict):
+        raise argparse.ArgumentTypeError(f"--selection-args takes a JSON object, e.g. '{{\"selection_init\": 1.0}}', "
+                                         f"got {value!r}")
+    return kwargs
 
 
 def _epochs(value: str) -> int:
@@ -103,12 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bundle", type=Path, default=None,
                      help="bundle folder (default: the repository's bundles/<task bundle>)")
     run.add_argument("--networks", default="unet", help=f"comma list of {', '.join(NETWORKS)}")
-    run.add_argument("--gates", default="org,at,st,sat", help="comma list of org, at, st, sat")
+    run.add_argument("--gates", default=",".join(gate_names()), help=f"comma list of {', '.join(gate_names())}")
     run.add_argument("--peers", default="", help=f"comma list of peer networks ({', '.join(PEERS)})")
-    run.add_argument("--seeds", type=_seeds, default="3", help="number of seeds (0..N-1) or a list 0,5,7")
+    run.add_argument("--seeds", nargs="+", action=_SeedsAction, default=[0, 1, 2], metavar="SEED",
+                     help=SEEDS_RULE + " (default: 3, i.e. 0 1 2)")
+    run.add_argument("--selection-args", type=_selection_args, default=None, metavar="JSON",
+                     help="keyword arguments of the gates with selection weights (st, sat), e.g. "
+                          "'{\"selection_init\": 1.0}' or '{\"selection_init\": \"glorot\", \"fan\": \"c\"}' "
+                          "(default: the gates' own, the paper's glorot init)")
+    run.add_argument("--threads", type=_threads, default=None,
+                     help="torch threads per training process (default: 1, the fastest on a CPU; with --jobs, one "
+                          "process per core with one thread each)")
     run.add_argument("--profile", choices=sorted(PROFILES), default="demo",
-                     help="demo: short CPU training (skin: 20 epochs at 64x64; prostate/liver: 10 epochs); bundle: "
-                          "the bundle's recipe unchanged (200 epochs, full size), for a GPU")
+                     help="demo: short CPU training (skin: 20 epochs at 64x64; prostate/liver: 10 epochs, U-Net "
+                          "8-16-32-64 on 32^3 patches); bundle: the bundle's recipe unchanged (200 epochs, full size), "
+                          "for a GPU")
     run.add_argument("--epochs", type=_epochs, default=None, help="training epochs per cell (default: the profile's)")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     run.add_argument("--override", type=_override, action="append", default=[], metavar="KEY=VALUE",
@@ -148,7 +199,7 @@ def _datalist_sizes(data_dir: Path) -> dict[str, int]:
 
 
 def _dry_run(task: Any, cells: list, args: argparse.Namespace, epochs: int) -> int:
-    from satgate_monai.experiments.cost import build_network, count_params, measure_step
+    from satgate_monai.experiments.cost import build_network, count_params, time_steps
     from satgate_monai.experiments.runner import cell_fingerprint, estimate_seconds
 
     parser = task._parser([task.train_config], task.common_overrides())
@@ -163,22 +214,23 @@ def _dry_run(task: Any, cells: list, args: argparse.Namespace, epochs: int) -> i
         batch_items = batch
     print(f"task {args.task}: bundle {task.bundle_dir}, data {task.data_dir} ({sizes['training']} training, "
           f"{sizes['validation']} validation, {sizes['test']} test cases); {epochs} epochs; batch {batch_items} x "
-          f"{nd['in_channels']} x {roi}; device {args.device}")
-    measured: dict[tuple[str, str], tuple[int, float]] = {}
-    total = 0.0
-    print(f"{'cell':<28} {'network':<42} {'params':>11} {'status':<8} {'estimate':>9}")
+          f"{nd['in_channels']} x {roi}; device {args.device}; {torch_threads()} thread(s)")
+    measured: dict[tuple[str, str], tuple[int, float, float]] = {}
+    low = high = 0.0
+    print(f"{'cell':<28} {'network':<42} {'params':>11} {'status':<8} {'estimate':>15}")
     for cell in cells:
         variant = (cell.network, cell.gate)
         if variant not in measured:
             net = build_network(cell.network_def)
             # a full training batch: single-sample steps are not representative (batch norm over one sample is
-            # pathologically slow on CPU)
-            step, fwd = measure_step(net, (batch_items, nd["in_channels"], *roi), device=args.device)
-            fwd *= 4 if nd["spatial_dims"] == 3 else 1  # sliding windows over a whole volume, roughly
-            seconds = estimate_seconds(sizes["training"], sizes["validation"], sizes["test"], epochs, batch, step,
-                                       fwd, val_interval)
-            measured[variant] = (count_params(net), seconds)
-        params, seconds = measured[variant]
+            # pathologically slow on CPU); several steps, so the estimate is a range
+            steps, fwds = time_steps(net, (batch_items, nd["in_channels"], *roi), device=args.device, repeats=3)
+            scale = 4 if nd["spatial_dims"] == 3 else 1  # sliding windows over a whole volume, roughly
+            lo, hi = (estimate_seconds(sizes["training"], sizes["validation"], sizes["test"], epochs, batch, step,
+                                       fwd * scale, val_interval)
+                      for step, fwd in ((min(steps), min(fwds)), (max(steps), max(fwds))))
+            measured[variant] = (count_params(net), lo, hi)
+        params, lo, hi = measured[variant]
         done = args.out / "cells" / cell.key / "cell.json"
         status = "pending"
         if done.is_file():
@@ -186,12 +238,23 @@ def _dry_run(task: Any, cells: list, args: argparse.Namespace, epochs: int) -> i
             fp = cell_fingerprint(task.settings(), cell)["fingerprint"]
             status = "cached" if record.get("fingerprint") == fp else "stale"
             if status == "cached":
-                seconds = 0.0
-        total += seconds
-        print(f"{cell.key:<28} {cell.network_def['_target_']:<42} {params:>11,} {status:<8} {seconds / 60:>7.1f} m")
-    print(f"{len(cells)} cells, estimated {total / 60:.1f} min ({total / 3600:.2f} h) on {args.device} "
-          "(measured step times x steps; validation and test inference approximated)")
+                lo = hi = 0.0
+        low += lo
+        high += hi
+        print(f"{cell.key:<28} {cell.network_def['_target_']:<42} {params:>11,} {status:<8} "
+              f"{lo / 60:>6.1f}-{hi / 60:<6.1f} m")
+    print(f"{len(cells)} cells, estimated {low / 60:.1f} min to {high / 60:.1f} min "
+          f"({low / 3600:.2f}-{high / 3600:.2f} h) on {args.device}, run one cell at a time "
+          "(fastest and slowest of 3 measured training steps x steps; "
+          "validation and test inference approximated)")
     return 0
+
+
+def torch_threads() -> int:
+    """Torch's intra-op threads in this process."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -199,7 +262,11 @@ def _run(args: argparse.Namespace) -> int:
     from satgate_monai.experiments.runner import run_cells, write_outputs
 
     networks = parse_list(args.networks, NETWORKS, "network")
-    gates = parse_list(args.gates, GATES, "gate")
+    from satgate_monai.experiments.threads import apply_threads, plan_threads
+
+    _, threads = plan_threads(args.threads, getattr(args, "jobs", None))
+    apply_threads(threads)
+    gates = parse_list(args.gates, gate_names(), "gate")
     peers = parse_list(args.peers, PEERS, "peer") if args.peers else []
     if not networks and not peers:
         raise ValueError("nothing to run: --networks and --peers are both empty.")
@@ -215,7 +282,7 @@ def _run(args: argparse.Namespace) -> int:
     task = BundleTask(bundle, args.data, device=args.device, epochs=epochs, overrides=overrides,
                       dilation=args.dilation, quiet_level=level if level >= logging.WARNING else None)
     bundle_def = task.bundle_network_def()
-    cells = build_grid(bundle_def, networks, gates, args.seeds, peers)
+    cells = build_grid(bundle_def, networks, gates, args.seeds, peers, args.selection_args)
     extra = dict(args.network_args)
     unknown = set(extra) - set(networks) - set(peers)
     if unknown:
@@ -236,7 +303,7 @@ def _run(args: argparse.Namespace) -> int:
         "settings": {"networks": networks, "gates": gates, "peers": peers, "seeds": args.seeds,
                      "profile": args.profile, "epochs": epochs if epochs is not None else "bundle",
                      "device": args.device, "overrides": overrides, "network_args": extra, "dilation": args.dilation,
-                     "bootstrap": args.bootstrap},
+                     "bootstrap": args.bootstrap, "selection_args": args.selection_args, "threads": threads},
     }
     atomic_write_json(args.out / "run.json", meta)
     records = run_cells(task, cells, args.out, rerun_stale=args.rerun_stale, progress=not args.no_progress)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import torch
 
-__all__ = ["build_network", "count_params", "measure_step"]
+__all__ = ["build_network", "count_params", "measure_step", "time_steps"]
 
 
 def build_network(network_def: dict[str, Any]) -> torch.nn.Module:
@@ -23,26 +22,28 @@ def count_params(net: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in net.parameters()))
 
 
-def measure_step(net: torch.nn.Module, input_shape: tuple[int, ...], device: str = "cpu",
-                 repeats: int = 1) -> tuple[float, float]:
-    """Seconds of one training step (forward + backward + Adadelta update) on a batch of ``input_shape``, and of
-    one single-sample forward pass (best of ``repeats`` after a warm-up).
+def time_steps(net: torch.nn.Module, input_shape: tuple[int, ...], device: str = "cpu",
+               repeats: int = 3) -> tuple[list[float], list[float]]:
+    """Seconds of ``repeats`` training steps (forward + backward + Adadelta update) on a batch of ``input_shape``,
+    and of ``repeats`` single-sample forward passes, each series after one warm-up.
 
     Args:
         net: the network.
-        input_shape: ``(N, C, *S)`` training batch shape (use ``N = 1`` and scale for a quick estimate).
+        input_shape: ``(N, C, *S)`` training batch shape.
         device: torch device string.
+        repeats: timed repetitions of each (at least 1).
     """
     dev = torch.device(device)
     net = net.to(dev).train()
     opt = torch.optim.Adadelta(net.parameters(), lr=1.0)
     x = torch.rand(input_shape, device=dev)
+    repeats = max(int(repeats), 1)
 
     def sync() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
-    step = math.inf
+    steps: list[float] = []
     for i in range(repeats + 1):
         sync()
         t = time.perf_counter()
@@ -51,9 +52,9 @@ def measure_step(net: torch.nn.Module, input_shape: tuple[int, ...], device: str
         opt.step()
         sync()
         if i:
-            step = min(step, time.perf_counter() - t)
+            steps.append(time.perf_counter() - t)
     net.eval()
-    fwd = math.inf
+    forwards: list[float] = []
     with torch.no_grad():
         for i in range(repeats + 1):
             sync()
@@ -61,5 +62,12 @@ def measure_step(net: torch.nn.Module, input_shape: tuple[int, ...], device: str
             net(x[:1])
             sync()
             if i:
-                fwd = min(fwd, time.perf_counter() - t)
-    return step, fwd
+                forwards.append(time.perf_counter() - t)
+    return steps, forwards
+
+
+def measure_step(net: torch.nn.Module, input_shape: tuple[int, ...], device: str = "cpu",
+                 repeats: int = 1) -> tuple[float, float]:
+    """The fastest of :func:`time_steps`: ``(training step seconds, single-sample forward seconds)``."""
+    steps, forwards = time_steps(net, input_shape, device, repeats)
+    return min(steps), min(forwards)

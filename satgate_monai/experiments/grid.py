@@ -17,7 +17,7 @@ from typing import Any
 
 from monai.utils import look_up_option
 
-from satgate_monai.networks.factories import SKIP_GATE_NAMES
+from satgate_monai.networks.factories import gate_class, gate_names
 
 __all__ = [
     "NETWORKS",
@@ -78,13 +78,16 @@ class Cell:
         return self.network in PEERS
 
 
-def network_def_for(bundle_def: dict[str, Any], network: str, gate: str | None) -> dict[str, Any]:
+def network_def_for(bundle_def: dict[str, Any], network: str, gate: str | None,
+                    selection_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``network_def`` of one cell, derived from the bundle's ``network_def``.
 
     Args:
         bundle_def: the bundle's ``network_def`` (a plain dict with ``_target_``; ``@``/``$`` references resolved).
         network: a key of :data:`NETWORKS` or :data:`PEERS`.
-        gate: ``org|at|st|sat`` for our networks, ignored for peers.
+        gate: a registered gate name (``org|at|st|sat``) for our networks, ignored for peers.
+        selection_args: keyword arguments of the gates that own selection weights (e.g.
+            ``{"selection_init": 1.0}``); the cell's ``skip_gate`` becomes ``[gate, selection_args]`` for them.
     """
     if network in NETWORKS:
         target, shared = NETWORKS[network]
@@ -102,22 +105,27 @@ def network_def_for(bundle_def: dict[str, Any], network: str, gate: str | None) 
         if out.get("strides") is None:
             out["strides"] = [2] * (len(channels) - 1)
         out.pop("skip_gate", None)
+    elif selection_args and gate_class(gate).has_selection:
+        out["skip_gate"] = [gate, dict(selection_args)]
     else:
         out["skip_gate"] = gate
     return out
 
 
 def build_grid(bundle_def: dict[str, Any], networks: Sequence[str], gates: Sequence[str], seeds: Sequence[int],
-               peers: Sequence[str] = ()) -> list[Cell]:
-    """Every cell, seed-major (all variants of seed 0 first, so an interrupted run has complete comparisons early)."""
+               peers: Sequence[str] = (), selection_args: dict[str, Any] | None = None) -> list[Cell]:
+    """Every cell, seed-major (all variants of seed 0 first, so an interrupted run has complete comparisons early).
+
+    ``selection_args`` go to every gate with selection weights (see :func:`network_def_for`)."""
     for g in gates:
-        if g not in SKIP_GATE_NAMES:
-            raise ValueError(f"unknown gate {g!r}; expected one of {SKIP_GATE_NAMES}.")
+        if g not in gate_names():
+            raise ValueError(f"unknown gate {g!r}; expected one of {gate_names()}.")
     cells = []
     for seed in seeds:
         for network in networks:
             for gate in gates:
-                cells.append(Cell(network, gate, int(seed), network_def_for(bundle_def, network, gate)))
+                cells.append(Cell(network, gate, int(seed),
+                                  network_def_for(bundle_def, network, gate, selection_args)))
         for peer in peers:
             cells.append(Cell(peer, PEER_GATE, int(seed), network_def_for(bundle_def, peer, None)))
     return cells

@@ -58,3 +58,55 @@ def test_mixed_bundle_configs_are_reported(tmp_path):
     (tmp_path / "cells" / "unet-sat-s0" / "settings.json").write_text(json.dumps({"settings": {"configs_sha256": "b"}}))
     (warning,) = _consistency_warnings(tmp_path, records)
     assert "aaa: unet-org-s0" in warning and "b: unet-sat-s0" in warning
+
+
+def test_seeds_are_a_count_or_a_list_without_ambiguity():
+    from satgate_monai.experiments.cli import build_parser, parse_seeds
+
+    assert parse_seeds("3") == [0, 1, 2]  # one value without a comma: a count
+    assert parse_seeds(["3"]) == [0, 1, 2]
+    assert parse_seeds("0,5,7") == [0, 5, 7]  # a comma list: the seeds themselves
+    assert parse_seeds("7,") == [7]  # a single explicit seed
+    assert parse_seeds(["0", "1", "2"]) == [0, 1, 2]  # several values: the seeds themselves
+    assert parse_seeds(["3", "9"]) == [3, 9]
+    for bad in ("0", "-2", "a", "1,1", "1,-1", ","):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
+    base = ["run", "--task", "skin", "--data", "D", "--out", "O"]
+    parser = build_parser()
+    assert parser.parse_args(base).seeds == [0, 1, 2]
+    assert parser.parse_args([*base, "--seeds", "2"]).seeds == [0, 1]
+    assert parser.parse_args([*base, "--seeds", "4", "6", "--threads", "2"]).seeds == [4, 6]
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--seeds", "0"])
+
+
+def test_thread_plan_defaults_to_one_thread_per_process(caplog):
+    import torch
+
+    from satgate_monai.experiments.threads import apply_threads, plan_threads
+
+    assert plan_threads(cores=2) == (1, 1)
+    assert plan_threads(jobs=0, cores=2) == (2, 1)  # one process per core, one thread each
+    assert plan_threads(threads=4, cores=8) == (1, 4)
+    with caplog.at_level("WARNING"):
+        assert plan_threads(threads=2, jobs=2, cores=2) == (2, 2)
+    assert "exceed the 2 available core(s)" in caplog.text
+    for bad in ({"threads": 0}, {"jobs": -1}):
+        with pytest.raises(ValueError):
+            plan_threads(**bad, cores=2)
+    before = torch.get_num_threads()
+    try:
+        apply_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_selection_args_reach_only_gates_with_selection():
+    cells = build_grid(BUNDLE_DEF, ["unet", "vnet"], ["org", "at", "st", "sat"], [0],
+                       selection_args={"selection_init": 1.0})
+    gates = {(c.network, c.gate): c.network_def["skip_gate"] for c in cells}
+    assert gates[("unet", "org")] == "org" and gates[("vnet", "at")] == "at"
+    assert gates[("unet", "sat")] == ["sat", {"selection_init": 1.0}]
+    assert gates[("vnet", "st")] == ["st", {"selection_init": 1.0}]
