@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from satgate_monai.networks.blocks import ATGate, OrgGate, SATGate, SelectionWeights, STGate
-from satgate_monai.networks.factories import SKIP_GATE_NAMES, SkipGate, build_skip_gate, gate_name
+from satgate_monai.networks.blocks import ATGate, OrgGate, SATGate, SelectionWeights, SkipGateModule, STGate
+from satgate_monai.networks.factories import (
+    SKIP_GATE_NAMES,
+    SkipGate,
+    build_skip_gate,
+    gate_class,
+    gate_name,
+    gate_names,
+    register_skip_gate,
+)
 from satgate_monai.networks.fold import fold_gates
 from satgate_monai.networks.inspection import (
     attention_maps,
     gate_modules,
+    selection_state,
     selection_weights,
     switched_off_fraction,
     switched_off_fractions,
@@ -21,6 +30,7 @@ __all__ = [
     "SATGate",
     "STGate",
     "SelectionWeights",
+    "SkipGateModule",
     "SATFCDenseNet",
     "SATUNet",
     "SATVNet",
@@ -30,8 +40,12 @@ __all__ = [
     "attention_maps",
     "build_skip_gate",
     "fold_gates",
+    "gate_class",
     "gate_modules",
     "gate_name",
+    "gate_names",
+    "register_skip_gate",
+    "selection_state",
     "selection_weights",
     "switched_off_fraction",
     "switched_off_fractions",

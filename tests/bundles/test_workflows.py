@@ -73,6 +73,9 @@ def test_train_evaluate_infer(bundle, tmp_path):
         assert tag in scalars, f"{tag} not in {sorted(scalars)}"
     gate_tags = {t for t in scalars if t.startswith("gates/switched_off/")} - {"gates/switched_off/all"}
     assert len(gate_tags) == 2, sorted(scalars)  # one per gate
+    for share in ("between", "frozen"):  # with the other two shares of every gate's selection weights, and pooled
+        tags = {t for t in scalars if t.startswith(f"gates/{share}/")}
+        assert tags == {t.replace("switched_off", share) for t in gate_tags} | {f"gates/{share}/all"}
     assert {"attention/image", "attention/label"} <= images
     assert len({t for t in images if t.startswith("attention/")} - {"attention/image", "attention/label"}) == 2
 
