@@ -20,6 +20,7 @@ __all__ = [
     "outside_mass",
     "uniform_outside_share",
     "resize_map",
+    "padded_input",
     "collect_attention_maps",
     "gate_inputs",
 ]
@@ -78,6 +79,17 @@ def resize_map(attention: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
         return attention
     mode = "bilinear" if len(size) == 2 else "trilinear"
     return F.interpolate(attention.float(), size=tuple(size), mode=mode, align_corners=False)
+
+
+def padded_input(image: torch.Tensor, divisor: int) -> tuple[torch.Tensor, tuple[int, ...], list[int]]:
+    """A whole preprocessed case ``(C, *S)`` as a network input ``(1, C, *P)``, zero-padded at the end of every axis
+    to a multiple of ``divisor``; returns it with ``S`` and ``P`` (crop maps upsampled to ``P`` back to ``S``)."""
+    import math
+
+    size = tuple(image.shape[1:])
+    padded = [math.ceil(s / divisor) * divisor for s in size]
+    pad = [v for s, p in zip(reversed(size), reversed(padded)) for v in (0, p - s)]
+    return F.pad(torch.as_tensor(image), pad)[None].float(), size, padded
 
 
 def _attention_modules(net: nn.Module) -> dict[str, tuple[nn.Module, str]]:

@@ -26,6 +26,7 @@ from satgate_monai.experiments.attention import (
     collect_attention_maps,
     gate_inputs,
     outside_mass,
+    padded_input,
     resize_map,
     uniform_outside_share,
 )
@@ -335,11 +336,8 @@ class BundleTask:
             item = item[0] if isinstance(item, list) else item
             image, label = torch.as_tensor(item["image"]), torch.as_tensor(item["label"])
             lab = label[0].cpu().numpy() > 0
-            size = tuple(image.shape[1:])
-            padded = [math.ceil(s / divisor) * divisor for s in size]
-            pad = [v for s, p in zip(reversed(size), reversed(padded)) for v in (0, p - s)]
-            x = torch.nn.functional.pad(image, pad)
-            x = x[None].float().to(device)
+            x, size, padded = padded_input(image, divisor)
+            x = x.to(device)
             maps = collect_attention_maps(net, x)
             crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in size)
             full = [resize_map(m, tuple(padded))[crop][0, 0].numpy() for m in maps.values()]

@@ -190,3 +190,28 @@ def test_bad_inputs_fail_loudly(tmp_path, bundle_ready, capsys):
     with pytest.raises(SystemExit):
         cli.main(_args(data, tmp_path / "o3", "--seeds", "0"))
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+@pytest.mark.slow
+def test_attention_map_difference_between_gates(tmp_path, bundle_ready):
+    from satgate_monai.experiments.map_difference import main as map_main
+    from satgate_monai.experiments.map_difference import map_difference
+
+    data = write_tiny_skin(tmp_path / "data", n_train=3, n_val=1, n_test=3, size=32)
+    out = tmp_path / "run"
+    args = _args(data, out)
+    args[args.index("--gates") + 1] = "at,sat"
+    args[args.index("--seeds") + 1] = "2"
+    assert cli.main(args) == 0
+    result = map_difference(out, "sat", "at")
+    assert result["seeds"] == [0, 1] and len(result["cases"]) == 3
+    same, across = result["same_seed"], result["b_across_seeds"]
+    assert same["pairs"] == 2 and across["pairs"] == 1
+    assert 0.0 < same["mean_abs_difference"]["mean"] < 1.0 and same["mean_abs_difference"]["n"] == 3
+    assert -1.0 <= same["pearson_r"]["mean"] <= 1.0
+    # a variant against itself (same seed, same run) does not differ at all
+    itself = map_difference(out, "at", "at")["same_seed"]
+    assert itself["mean_abs_difference"]["mean"] == 0.0 and itself["pearson_r"]["mean"] == pytest.approx(1.0)
+    assert map_main([str(out), "--a", "org"]) == 2  # no org cell: one line, exit 2
+    assert map_main([str(out), "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["a"] == "sat"
