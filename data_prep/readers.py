@@ -27,6 +27,7 @@ from data_prep.files import (
     is_dicom_file,
     is_image_file,
 )
+from data_prep.validation import InputError, check_file, check_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -41,12 +42,22 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def read_image(path: str | os.PathLike, *, series_uid: str | None = None) -> sitk.Image:
-    """Read an image file or a DICOM series folder.
+def read_image(
+    path: str | os.PathLike,
+    *,
+    series_uid: str | None = None,
+    nonfinite: str = "refuse",
+    what: str = "image",
+    notes: list[str] | None = None,
+) -> sitk.Image:
+    """Read an image file or a DICOM series folder, validated (see :mod:`data_prep.validation`).
 
     Args:
         path: NIfTI/NRRD/MHA/MHD file, a DICOM file, or a folder holding one DICOM series (searched recursively).
         series_uid: SeriesInstanceUID to pick when a DICOM folder holds several series.
+        nonfinite: NaN/Inf voxels: ``"refuse"`` (default) or ``"zero"`` (replace them by 0; a note is added).
+        what: ``"image"`` or ``"label"`` (a label with NaN/Inf is always refused).
+        notes: a list that receives what was changed (e.g. replaced non-finite voxels), for the report.
 
     Returns:
         The image (SimpleITK, LPS). DICOM gives int16/uint16 stored values when the rescale is the identity or integer
@@ -54,25 +65,35 @@ def read_image(path: str | os.PathLike, *, series_uid: str | None = None) -> sit
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: unreadable file or invalid DICOM series, naming the path and the fault.
+        ValueError: unreadable, truncated or corrupt file, invalid spacing or direction, non-finite voxels, or an
+            invalid DICOM series, naming the path and the fault (:class:`~data_prep.validation.InputError`).
     """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"input not found: {p}")
     if p.is_dir():
-        return dicom.read_dicom_series(p, series_uid=series_uid)
-    if is_image_file(p):
+        image = dicom.read_dicom_series(p, series_uid=series_uid)
+    elif is_image_file(p):
+        found = check_file(p, nonfinite=nonfinite, what=what)
+        if notes is not None:
+            notes.extend(found)
         try:
-            return sitk.ReadImage(str(p))
+            image = sitk.ReadImage(str(p))
         except RuntimeError as e:
             msg = str(e).strip().splitlines()
             detail = next((m for m in msg if "ERROR" in m or "rror" in m), msg[-1] if msg else "")
-            raise ValueError(f"cannot read image file {p}: {detail.strip()}") from None
-    if is_dicom_file(p):
-        return dicom.read_dicom_files([p], source=p, series_uid=series_uid)
-    raise ValueError(
-        f"unsupported input {p}: expected one of {', '.join(IMAGE_SUFFIXES)}, a DICOM file or a DICOM series folder"
-    )
+            raise InputError(f"cannot read image file {p}: {detail.strip()}") from None
+    elif is_dicom_file(p):
+        image = dicom.read_dicom_files([p], source=p, series_uid=series_uid)
+    else:
+        raise ValueError(
+            f"unsupported input {p}: expected one of {', '.join(IMAGE_SUFFIXES)}, a DICOM file or a DICOM series "
+            "folder"
+        )
+    image, found = check_image(image, p, nonfinite=nonfinite, what=what)
+    if notes is not None:
+        notes.extend(found)
+    return image
 
 
 def discover_cases(path: str | os.PathLike) -> dict[str, Path]:
