@@ -172,6 +172,10 @@ def prepare_app_dir(app_dir: Path, bundles: dict[str, Path]) -> None:
     if pkg_link.is_symlink() or pkg_link.exists():
         pkg_link.unlink()
     pkg_link.symlink_to(PACKAGE_DIR, target_is_directory=True)
+    prep_link = app_dir / "python" / "data_prep"  # the bundles' input validation (ValidateImaged) uses data_prep
+    if prep_link.is_symlink() or prep_link.exists():
+        prep_link.unlink()
+    prep_link.symlink_to(PACKAGE_DIR.parent / "data_prep", target_is_directory=True)
 
 
 def server_env(app_dir: Path) -> dict[str, str]:
