@@ -1,9 +1,16 @@
-"""Atomic file output and input/output folder safety checks.
+"""Atomic file output (the one implementation the whole project uses) and input/output folder safety checks.
 
-Every file ``data_prep`` writes goes through :func:`atomic_path`: the writer fills a temporary file in the destination
-folder, and only a complete file is renamed (``os.replace``, atomic on POSIX and Windows within one file system) to
-its final name. A crash or a kill therefore leaves either the previous file or the new one, never a partial file under
-the final name; at worst a hidden ``.<name>.tmp-*`` file remains, which :func:`remove_stale_temporaries` deletes.
+Every file the project writes goes through :func:`atomic_path` (or its helpers :func:`atomic_write`,
+:func:`atomic_write_text`, :func:`atomic_write_bytes`, :func:`atomic_copy`): the writer fills a temporary file in
+the destination folder; only when the writer returned, the optional ``verify`` accepted the file, and the data were
+flushed to disk (``fsync``) is it renamed (``os.replace``, atomic within one file system) to its final name, and the
+folder entry is flushed too. A crash, a kill or a full disk therefore leaves either the previous file or the new
+one, never a partial file under the final name; at worst a hidden temporary remains, which
+:func:`remove_stale_temporaries` deletes (every run that writes into a folder calls it first).
+
+One temporary-name scheme: ``.<stem>.tmp-<pid>-<8 hex><suffix>`` (the final suffix is kept, so writers that pick
+the format from the extension behave as for the final name). Permissions: those of the file being replaced, or
+``0666 & ~umask`` for a new file (what ``open`` gives), never ``mkstemp``'s 0600.
 
 Example:
     >>> with atomic_path(out_dir / "images" / "case1.nii.gz") as tmp:   # doctest: +SKIP
@@ -15,16 +22,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import stat
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 __all__ = [
+    "atomic_copy",
     "atomic_path",
+    "atomic_write",
+    "atomic_write_bytes",
     "atomic_write_text",
     "check_output_not_inside_input",
+    "fsync_dir",
     "is_temporary",
     "remove_stale_temporaries",
+    "temporary_path",
     "TMP_MARKER",
 ]
 
@@ -43,52 +57,121 @@ def _full_suffix(name: str) -> str:
 
 
 def is_temporary(path: str | os.PathLike) -> bool:
-    """True for a temporary file made by :func:`atomic_path` (hidden name containing ``.tmp-``)."""
+    """True for a temporary file made by :func:`temporary_path` (hidden name containing ``.tmp-``)."""
     name = Path(path).name
     return name.startswith(".") and TMP_MARKER in name
 
 
-@contextlib.contextmanager
-def atomic_path(final_path: str | os.PathLike, *, make_parents: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside ``final_path``; on success rename it to ``final_path``, on error delete it.
+def temporary_path(final_path: str | os.PathLike, suffix: str | None = None) -> Path:
+    """A fresh temporary name beside ``final_path``: ``.<stem>.tmp-<pid>-<hex><suffix>`` (suffix: the final one)."""
+    final = Path(final_path)
+    full = _full_suffix(final.name)
+    stem = final.name[: len(final.name) - len(full)] if full else final.name
+    return final.parent / f".{stem}{TMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}{full if suffix is None else suffix}"
 
-    The temporary name keeps the final suffix (``.nii.gz``, ``.csv``...) so writers that choose the format from the
-    extension (SimpleITK, nibabel) behave as for the final name.
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename) to disk; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on a folder
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(
+    final_path: str | os.PathLike,
+    *,
+    make_parents: bool = True,
+    verify: Callable[[Path], object] | None = None,
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``final_path``; on success rename it to ``final_path``, on error delete it.
 
     Args:
         final_path: where the complete file must end up. An existing file there is replaced only on success.
         make_parents: create the parent folder if missing (default True).
+        verify: called with the temporary path after the writer returned; it raises (e.g. ``ValueError``) when the
+            file is incomplete or unreadable, which aborts the rename (a library that ignores a full disk is caught
+            here).
 
     Yields:
         The temporary path to write to (it does not exist yet).
 
     Raises:
         FileNotFoundError: if the writer did not create the temporary file.
+        Whatever the writer or ``verify`` raised (the temporary file is deleted first).
     """
     final = Path(final_path)
     if make_parents:
         final.parent.mkdir(parents=True, exist_ok=True)
-    suffix = _full_suffix(final.name)
-    stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
-    tmp = final.parent / f".{stem}{TMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
+    tmp = temporary_path(final)
     try:
         yield tmp
-        if not tmp.exists():
+        if not tmp.is_file():
             raise FileNotFoundError(f"the writer did not create {tmp} (destined for {final})")
+        if verify is not None:
+            verify(tmp)
+        _fsync_file(tmp)
+        try:
+            mode = stat.S_IMODE(final.stat().st_mode)
+        except OSError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    fsync_dir(final.parent)
 
 
-def atomic_write_text(final_path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
-    """Write ``text`` to ``final_path`` atomically (see :func:`atomic_path`)."""
+def atomic_write(
+    final_path: str | os.PathLike, write: Callable[[Path], object], *, verify: Callable[[Path], object] | None = None
+) -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``final_path``, then publish it (see :func:`atomic_path`)."""
+    with atomic_path(final_path, verify=verify) as tmp:
+        write(tmp)
+    return Path(final_path)
+
+
+def atomic_write_bytes(final_path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``final_path`` atomically."""
+    with atomic_path(final_path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+    return Path(final_path)
+
+
+def atomic_write_text(final_path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``final_path`` atomically (no newline translation)."""
+    with atomic_path(final_path) as tmp, open(tmp, "w", encoding=encoding, newline="") as f:
+        f.write(text)
+        f.flush()
+    return Path(final_path)
+
+
+def atomic_copy(src: str | os.PathLike, final_path: str | os.PathLike) -> Path:
+    """Copy ``src`` to ``final_path`` atomically (contents only)."""
     with atomic_path(final_path) as tmp:
-        with open(tmp, "w", encoding=encoding, newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        shutil.copyfile(src, tmp)
+    return Path(final_path)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

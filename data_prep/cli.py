@@ -12,6 +12,8 @@ import importlib
 import logging
 import sys
 
+from data_prep.errors import run_command
+
 __all__ = ["main", "build_parser"]
 
 # sub-command name -> module that implements it
@@ -40,5 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return int(args._run(args))
+    level = args.log_level.upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return run_command(lambda: args._run(args), debug=level == "DEBUG")

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from data_prep.files import is_dicom_file
+
 __all__ = [
     "DicomSeriesError",
     "SeriesInfo",
@@ -161,8 +163,6 @@ def _scan(files: Sequence[Path], where: str) -> tuple[dict[str, SeriesInfo], dic
 
 
 def _dicom_files(folder: Path) -> list[Path]:
-    from data_prep.readers import is_dicom_file
-
     return sorted(p for p in folder.rglob("*") if is_dicom_file(p))
 
 

@@ -15,8 +15,12 @@ It writes ``OUT/images/<case>.nii.gz``, ``OUT/labels/<case>.nii.gz`` (for cases 
 - every file is written atomically; a re-run skips a case whose outputs exist at the requested spacing, unless
   ``overwrite``; temporaries left by a killed run are removed at start;
 - an output folder inside an input folder, or inputs inside ``OUT/images`` / ``OUT/labels``, are refused;
-- a label must lie in its image's physical space (size, spacing, origin, direction), have integer values >= 0, and
-  is resampled by nearest neighbour onto exactly the image's output grid.
+- every input goes through :mod:`data_prep.validation` (whole compressed stream, positive spacing, orthonormal
+  direction, finite voxels: NaN/Inf refused unless ``nonfinite="zero"``, which the report's ``warning`` states);
+- a label must lie in its image's physical space (size, spacing, origin, direction), hold integer values >= 0 among
+  the case's declared ``label_values`` (when given), and is resampled by nearest neighbour onto exactly the image's
+  output grid; an all-background label (or one whose foreground vanishes on the output grid) is written with a
+  ``warning`` in the report.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from data_prep.resample import (
     resample_image,
     resample_label,
 )
+from data_prep.validation import NONFINITE_POLICIES, check_file, check_label_values
 from data_prep.writers import DEFAULT_COMPRESSION_LEVEL, write_nifti
 
 __all__ = [
@@ -79,6 +84,8 @@ class CaseSpec:
         label_map: remap label values before resampling, e.g. ``{2: 1}`` merges liver tumour into liver; values not
             in the map are kept.
         series_uid: SeriesInstanceUID to pick in a DICOM folder holding several series.
+        label_values: the label values the task declares (e.g. ``(0, 1, 2)`` from an MSD ``dataset.json``), checked
+            before ``label_map``; a label holding any other value fails the case. None: any integer >= 0.
     """
 
     name: str
@@ -87,6 +94,7 @@ class CaseSpec:
     image_channel: int | None = None
     label_map: dict[int, int] | None = None
     series_uid: str | None = None
+    label_values: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class PrepareOptions:
     compression_level: int = DEFAULT_COMPRESSION_LEVEL
     overwrite: bool = False
     threads: int = 1
+    nonfinite: str = "refuse"
 
 
 def orientation_code(image: sitk.Image) -> str:
@@ -147,22 +156,10 @@ def _split_channels(image: sitk.Image, channel: int | None, what: str) -> list[s
 
 
 def _check_label(label: sitk.Image, what: str) -> None:
-    """A label must be one scalar channel of class indices: integer values >= 0 (checked on the full array)."""
+    """A label must be one scalar channel (its values: :func:`~data_prep.validation.check_label_values`)."""
     if label.GetNumberOfComponentsPerPixel() != 1 or label.GetDimension() == 4:
         raise ValueError(f"label {what} must be a single-channel image, got {label.GetDimension()}D with "
                          f"{label.GetNumberOfComponentsPerPixel()} component(s)")
-    arr = sitk.GetArrayViewFromImage(label)
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"label {what} has NaN or infinite values")
-        frac = arr != np.round(arr)
-        if frac.any():
-            raise ValueError(f"label {what} has non-integer values (e.g. {float(arr[frac][0]):g}): a probability "
-                             "map or an interpolated label? Labels must hold class indices")
-    if arr.size and (np.issubdtype(arr.dtype, np.signedinteger) or np.issubdtype(arr.dtype, np.floating)):
-        lo = arr.min()
-        if lo < 0:
-            raise ValueError(f"label {what} has negative values (min {lo}): labels must be class indices >= 0")
 
 
 def _finish_label(label: sitk.Image, label_map: Mapping[int, int] | None) -> sitk.Image:
@@ -189,6 +186,11 @@ def _finish_label(label: sitk.Image, label_map: Mapping[int, int] | None) -> sit
 def _existing_output_ok(path: Path, spacing: float) -> tuple[bool, str]:
     """Is ``path`` a complete output at ``spacing``? Returns (ok, output size string)."""
     if not path.is_file():
+        return False, ""
+    try:
+        check_file(path)  # the whole stream: an unreadable or cut output is prepared again, never kept as done
+    except ValueError as e:
+        logger.warning("%s is not a complete output (%s): preparing it again", path, e)
         return False, ""
     try:
         r = sitk.ImageFileReader()
@@ -228,15 +230,19 @@ def process_case(spec: CaseSpec, out_dir: str | os.PathLike, options: PrepareOpt
                 row.status, row.output_size = "skipped", size
                 row.seconds = time.perf_counter() - t0
                 return row
-        image = read_image(spec.image, series_uid=spec.series_uid)
+        notes: list[str] = []
+        image = read_image(spec.image, series_uid=spec.series_uid, nonfinite=options.nonfinite, notes=notes)
         size, spacing = _spatial(image)
         row.source_size, row.source_spacing = format_tuple(size), format_tuple(spacing)
         channels = _split_channels(image, spec.image_channel, f"image {spec.image}")
         row.source_orientation = orientation_code(channels[0])
         label = None
         if spec.label is not None:
-            label = read_image(spec.label)
+            label = read_image(spec.label, what="label")
             _check_label(label, str(spec.label))
+            found = check_label_values(sitk.GetArrayViewFromImage(label), spec.label_values, spec.label)
+            if found == [0]:
+                notes.append("label is all background (no foreground voxel)")
             check_same_physical_space(channels[0], label, image_name=str(spec.image), label_name=str(spec.label))
             label.CopyInformation(channels[0])  # identical within tolerance: use the image's exact geometry
         grid = isotropic_grid(channels[0], options.spacing)
@@ -247,10 +253,13 @@ def process_case(spec: CaseSpec, out_dir: str | os.PathLike, options: PrepareOpt
         out_img = resampled[0] if len(resampled) == 1 else sitk.JoinSeries(resampled)
         if label is not None:
             out_lab = _finish_label(resample_label(label, grid=grid), spec.label_map)
+            if found != [0] and not sitk.GetArrayViewFromImage(out_lab).any():
+                notes.append(f"the label's foreground vanished on the {options.spacing:g} mm output grid")
             write_nifti(out_lab, out / lab_rel, options.compression_level)
         write_nifti(out_img, out / img_rel, options.compression_level)
         row.output_size = format_tuple(out_img.GetSize())
         row.status = "ok"
+        row.warning = "; ".join(notes)
     except Exception as e:
         logger.debug("case %s failed:\n%s", spec.name, traceback.format_exc())
         row.status = "failed"
@@ -300,6 +309,7 @@ def prepare_cases(
     description: str = "",
     inputs: Sequence[str | os.PathLike] | None = None,
     progress: bool = True,
+    nonfinite: str = "refuse",
 ) -> int:
     """Prepare ``cases`` into ``out_dir``; return the exit code (0: all ok or skipped, 1: any case failed).
 
@@ -319,6 +329,8 @@ def prepare_cases(
         inputs: input paths to protect (default: every case's image and label); the output folder may not lie
             inside any of them.
         progress: show a tqdm progress bar on stderr.
+        nonfinite: NaN/Inf image voxels: ``"refuse"`` the case (default) or ``"zero"`` (replaced by 0, and the
+            report's ``warning`` says how many).
 
     Returns:
         0 if every case is ok or skipped, 1 if any failed.
@@ -327,6 +339,8 @@ def prepare_cases(
         ValueError: bad options, no cases, duplicated or invalid case names, output folder inside an input.
     """
     _check_cases(cases)
+    if nonfinite not in NONFINITE_POLICIES:
+        raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
     if not (isinstance(spacing, (int, float)) and math.isfinite(spacing) and spacing > 0):
         raise ValueError(f"spacing must be a positive number of mm, got {spacing!r}")
     if interpolation not in INTERPOLATIONS:
@@ -344,7 +358,7 @@ def prepare_cases(
     remove_stale_temporaries(out)
     workers = min(workers, len(cases))
     opts = PrepareOptions(float(spacing), interpolation, compression_level, overwrite,
-                          threads=max(1, default_threads() // workers))
+                          threads=max(1, default_threads() // workers), nonfinite=nonfinite)
     previous = {r.case: r for r in read_report(out / "report.csv")}
     rows: list[CaseResult] = []
     bar = case_progress(len(cases), "prepare", progress)

@@ -19,6 +19,16 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from data_prep import dicom
+from data_prep.files import (
+    IMAGE_SUFFIXES,
+    case_name,
+    folder_has_dicom,
+    is_dicom_file,
+    is_image_file,
+)
+from data_prep.validation import InputError, check_file, check_image
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "read_image",
@@ -31,70 +41,23 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-_NOT_DICOM_SUFFIXES = IMAGE_SUFFIXES + (".raw", ".zraw", ".txt", ".json", ".csv", ".md", ".xml", ".png", ".jpg",
-                                        ".jpeg", ".gz", ".zip", ".py", ".yaml", ".yml", ".pdf")
 
-
-def _lower_name(path: str | os.PathLike) -> str:
-    return Path(path).name.lower()
-
-
-def is_image_file(path: str | os.PathLike) -> bool:
-    """True if ``path`` has one of :data:`IMAGE_SUFFIXES` (case-insensitive)."""
-    return _lower_name(path).endswith(IMAGE_SUFFIXES)
-
-
-def case_name(path: str | os.PathLike) -> str:
-    """The case name of an input: file name without its image suffix, or the folder name."""
-    p = Path(path)
-    name = p.name
-    low = name.lower()
-    for suf in IMAGE_SUFFIXES + DICOM_SUFFIXES:
-        if low.endswith(suf) and len(name) > len(suf):
-            return name[: -len(suf)]
-    return name
-
-
-def is_dicom_file(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a file that looks like DICOM: the ``DICM`` magic at byte 128, or a ``.dcm``-like suffix,
-    or (no preamble) a file pydicom can parse whose first element is a group 0x0008 tag."""
-    p = Path(path)
-    if not p.is_file() or p.name.startswith(".") or p.name.upper() == "DICOMDIR":
-        return False
-    low = p.name.lower()
-    if low.endswith(DICOM_SUFFIXES):
-        return True
-    if low.endswith(_NOT_DICOM_SUFFIXES):
-        return False
-    try:
-        with open(p, "rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return True
-    # raw (no preamble) implicit/explicit little endian data set starting in group 0x0008
-    return len(head) >= 8 and head[0:2] == b"\x08\x00" and head[2:4] in (b"\x05\x00", b"\x08\x00", b"\x12\x00",
-                                                                         b"\x16\x00", b"\x18\x00", b"\x00\x00")
-
-
-def folder_has_dicom(folder: str | os.PathLike, recursive: bool = True) -> bool:
-    """True if ``folder`` contains at least one DICOM-looking file (top level only unless ``recursive``)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return False
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    return any(is_dicom_file(p) for p in it)
-
-
-def read_image(path: str | os.PathLike, *, series_uid: str | None = None) -> sitk.Image:
-    """Read an image file or a DICOM series folder.
+def read_image(
+    path: str | os.PathLike,
+    *,
+    series_uid: str | None = None,
+    nonfinite: str = "refuse",
+    what: str = "image",
+    notes: list[str] | None = None,
+) -> sitk.Image:
+    """Read an image file or a DICOM series folder, validated (see :mod:`data_prep.validation`).
 
     Args:
         path: NIfTI/NRRD/MHA/MHD file, a DICOM file, or a folder holding one DICOM series (searched recursively).
         series_uid: SeriesInstanceUID to pick when a DICOM folder holds several series.
+        nonfinite: NaN/Inf voxels: ``"refuse"`` (default) or ``"zero"`` (replace them by 0; a note is added).
+        what: ``"image"`` or ``"label"`` (a label with NaN/Inf is always refused).
+        notes: a list that receives what was changed (e.g. replaced non-finite voxels), for the report.
 
     Returns:
         The image (SimpleITK, LPS). DICOM gives int16/uint16 stored values when the rescale is the identity or integer
@@ -102,27 +65,35 @@ def read_image(path: str | os.PathLike, *, series_uid: str | None = None) -> sit
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: unreadable file or invalid DICOM series, naming the path and the fault.
+        ValueError: unreadable, truncated or corrupt file, invalid spacing or direction, non-finite voxels, or an
+            invalid DICOM series, naming the path and the fault (:class:`~data_prep.validation.InputError`).
     """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"input not found: {p}")
-    from data_prep import dicom  # lazy: pydicom is only needed for DICOM inputs
-
     if p.is_dir():
-        return dicom.read_dicom_series(p, series_uid=series_uid)
-    if is_image_file(p):
+        image = dicom.read_dicom_series(p, series_uid=series_uid)
+    elif is_image_file(p):
+        found = check_file(p, nonfinite=nonfinite, what=what)
+        if notes is not None:
+            notes.extend(found)
         try:
-            return sitk.ReadImage(str(p))
+            image = sitk.ReadImage(str(p))
         except RuntimeError as e:
             msg = str(e).strip().splitlines()
             detail = next((m for m in msg if "ERROR" in m or "rror" in m), msg[-1] if msg else "")
-            raise ValueError(f"cannot read image file {p}: {detail.strip()}") from None
-    if is_dicom_file(p):
-        return dicom.read_dicom_files([p], source=p, series_uid=series_uid)
-    raise ValueError(
-        f"unsupported input {p}: expected one of {', '.join(IMAGE_SUFFIXES)}, a DICOM file or a DICOM series folder"
-    )
+            raise InputError(f"cannot read image file {p}: {detail.strip()}") from None
+    elif is_dicom_file(p):
+        image = dicom.read_dicom_files([p], source=p, series_uid=series_uid)
+    else:
+        raise ValueError(
+            f"unsupported input {p}: expected one of {', '.join(IMAGE_SUFFIXES)}, a DICOM file or a DICOM series "
+            "folder"
+        )
+    image, found = check_image(image, p, nonfinite=nonfinite, what=what)
+    if notes is not None:
+        notes.extend(found)
+    return image
 
 
 def discover_cases(path: str | os.PathLike) -> dict[str, Path]:

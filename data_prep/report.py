@@ -1,8 +1,10 @@
 """Per-case ``report.csv``: what was read, what was written, how long it took, and why a case failed.
 
-Columns: ``case, status, source_spacing, source_size, source_orientation, output_size, seconds, error`` where status
-is ``ok`` (written in this run), ``skipped`` (complete outputs from an earlier run were kept) or ``failed`` (``error``
-says why; nothing was written for that case). Sizes and spacings are ``x`` separated in (x, y, z) order, spacing in
+Columns: ``case, status, source_spacing, source_size, source_orientation, output_size, seconds, error, warning`` where
+status is ``ok`` (written in this run), ``skipped`` (complete outputs from an earlier run were kept) or ``failed``
+(``error`` says why; nothing was written for that case). ``warning`` flags a case that was written but deserves a
+look: an all-background training label, a label whose foreground vanished on the output grid, non-finite voxels
+replaced by 0 (only with ``--nonfinite zero``). Sizes and spacings are ``x`` separated in (x, y, z) order, spacing in
 mm; orientation is the DICOM-style code of the direction cosines (e.g. ``LPS``), with ``oblique`` appended when the
 axes are not aligned with the patient axes.
 """
@@ -38,6 +40,7 @@ class CaseResult:
     output_size: str = ""
     seconds: float = 0.0
     error: str = ""
+    warning: str = ""
     # not written to the csv: relative output paths for the datalist
     image: str = ""
     label: str = ""
@@ -48,7 +51,7 @@ class CaseResult:
 
 
 REPORT_COLUMNS = ("case", "status", "source_spacing", "source_size", "source_orientation", "output_size", "seconds",
-                  "error")
+                  "error", "warning")
 
 
 def format_tuple(values: Iterable[float | int], digits: int = 4) -> str:
@@ -71,6 +74,7 @@ def write_report(path: str | os.PathLike, rows: Iterable[CaseResult]) -> Path:
         d = asdict(r)
         d["seconds"] = f"{r.seconds:.3f}"
         d["error"] = " ".join(r.error.split())  # one line per case
+        d["warning"] = " ".join(r.warning.split())
         writer.writerow({k: d[k] for k in REPORT_COLUMNS})
     atomic_write_text(path, buf.getvalue())
     return Path(path)
@@ -103,6 +107,9 @@ def finish_run(out_dir: str | os.PathLike, rows: Iterable[CaseResult], what: str
     write_report(Path(out_dir) / "report.csv", rows)
     n_failed = sum(r.status == "failed" for r in rows)
     n_skipped = sum(r.status == "skipped" for r in rows)
+    for r in rows:
+        if r.warning and r.status != "failed":
+            logger.warning("case %s: %s", r.case, r.warning)
     logger.info("%s %d case(s) in %s: %d ok, %d skipped, %d failed", what, len(rows), out_dir,
                 len(rows) - n_failed - n_skipped, n_skipped, n_failed)
     return 1 if n_failed else 0

@@ -18,13 +18,12 @@ import contextlib
 import gzip
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import SimpleITK as sitk
 
-from data_prep.atomic import TMP_MARKER, atomic_path
+from data_prep.atomic import atomic_path, temporary_path
 
 try:  # ISA-L: faster deflate for levels 1-3
     from isal import igzip
@@ -90,7 +89,7 @@ def write_nifti(
     if not name.endswith(".nii.gz"):
         raise ValueError(f"NIfTI output must end in .nii.gz or .nii, got {final}")
     final.parent.mkdir(parents=True, exist_ok=True)
-    raw_tmp = final.parent / f".{final.name[:-7]}{TMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}.nii"
+    raw_tmp = temporary_path(final, ".nii")
     try:
         sitk.WriteImage(image, str(raw_tmp), useCompression=False)
         with atomic_path(final) as gz_tmp:

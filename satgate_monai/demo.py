@@ -85,7 +85,7 @@ def prepare_bundle_copy(
     Raises:
         KeyError: an override names an id the config does not have.
     """
-    from satgate_monai.bundle.atomic import atomic_write_text
+    from data_prep.atomic import atomic_write_text
 
     name = DEMOS[task]["bundle"]
     src = Path(source) if source is not None else REPO_BUNDLES / name
@@ -195,7 +195,7 @@ def run_demo(
     result = {"task": task, "gate": gate, "epochs": epochs, "seed": seed, "bundle": str(bundle),
               "summary": summary, "seconds": seconds,
               "predictions": sorted(str(p) for p in (bundle / "predictions").iterdir())}
-    from satgate_monai.bundle.atomic import atomic_write_text
+    from data_prep.atomic import atomic_write_text
 
     atomic_write_text(out / "demo_result.json", json.dumps(result, indent=2) + "\n")
     return result

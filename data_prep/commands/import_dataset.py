@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from data_prep.errors import describe, one_line
+
 __all__ = ["add_parser", "run"]
 
 DATASETS = ("msd-liver", "msd-prostate", "lits", "isic2017")
@@ -66,6 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     help="image interpolation (default linear); labels always nearest")
     g3.add_argument("--compression-level", type=int, default=None, choices=range(10), metavar="{0..9}",
                     help="gzip level of the .nii.gz outputs (default 1)")
+    g3.add_argument("--nonfinite", choices=("refuse", "zero"), default=None,
+                    help="NaN/Inf image voxels: refuse the case (default) or replace them by 0 (report.csv says so)")
     g3.add_argument("--keep-tumour", action="store_true", help="msd-liver, lits: keep tumour as label 2")
     g3.add_argument("--keep-zones", action="store_true", help="msd-prostate: keep PZ (1) and TZ (2)")
     g3.add_argument("--channels", choices=("t2", "all"), default=None,
@@ -90,6 +94,7 @@ def _options(args: argparse.Namespace) -> dict:
         "keep_zones": d == "msd-prostate",
         "channels": d == "msd-prostate",
         "include_unlabelled": d in ("msd-liver", "msd-prostate"),
+        "nonfinite": d != "isic2017",
         "size": d == "isic2017",
         "resize": d == "isic2017",
     }
@@ -112,5 +117,5 @@ def run(args: argparse.Namespace) -> int:
         kw = _options(args)
         return IMPORTERS[args.dataset](args.src, args.out, **kw)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(describe(e))}", file=sys.stderr)
         return 2

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from data_prep.errors import describe, one_line
 from data_prep.pipeline import DEFAULT_COMPRESSION_LEVEL, DEFAULT_SPACING, CaseSpec, prepare_cases
 from data_prep.readers import IMAGE_SUFFIXES, discover_cases
 
@@ -98,6 +100,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--description", default="", help="dataset description written to datalist.json")
     p.add_argument("--modality", default=None, metavar="NAME",
                    help='modality written to datalist.json, e.g. CT or MR (comma-separated per channel: "T2,ADC")')
+    p.add_argument("--label-values", default=None, metavar="V,V,...",
+                   help="the label values the task declares, e.g. 0,1,2: a label holding any other value fails its "
+                        "case (default: any integer >= 0)")
+    p.add_argument("--nonfinite", choices=("refuse", "zero"), default="refuse",
+                   help="NaN/Inf image voxels: refuse the case (default) or replace them by 0 (report.csv's warning "
+                        "column says how many)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -154,6 +162,9 @@ def build_cases(
 def run(args: argparse.Namespace) -> int:
     try:
         cases = build_cases(args.images, args.labels, args.series, args.split_series)
+        if args.label_values:
+            declared = tuple(sorted({int(v) for v in args.label_values.split(",") if v.strip()}))
+            cases = [replace(c, label_values=declared) for c in cases]
         modality = None
         if args.modality:
             modality = {str(i): m.strip() for i, m in enumerate(args.modality.split(","))}
@@ -172,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
             description=args.description,
             inputs=inputs,
             progress=not args.no_progress,
+            nonfinite=args.nonfinite,
         )
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(describe(e))}", file=sys.stderr)
         return 2

@@ -82,7 +82,8 @@ def lits_cases(found: list[tuple[str, Path, Path]], *, keep_tumour: bool = False
     names = {"0": "background", "1": "liver"}
     if keep_tumour:
         names["2"] = "tumour"
-    return [CaseSpec(name, vol, seg, label_map=label_map) for name, vol, seg in found], names
+    declared = (0, 1, 2)  # LiTS: background, liver, tumour
+    return [CaseSpec(name, vol, seg, label_map=label_map, label_values=declared) for name, vol, seg in found], names
 
 
 def import_lits(src: str | os.PathLike, out: str | os.PathLike, *, keep_tumour: bool = False, **prepare_kwargs) -> int:

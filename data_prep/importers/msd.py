@@ -55,6 +55,20 @@ class MsdLayout:
     unlabelled: list[tuple[str, Path]] = field(default_factory=list)
     dataset_json: dict = field(default_factory=dict)
 
+    def declared_labels(self, default: tuple[int, ...] = (0, 1, 2)) -> tuple[int, ...]:
+        """The label values ``dataset.json`` declares (its ``labels`` keys), else the task's ``default``.
+
+        A training label holding any other value is refused (it would be merged silently into the foreground).
+        """
+        labels = self.dataset_json.get("labels")
+        if isinstance(labels, dict) and labels:
+            try:
+                return tuple(sorted(int(k) for k in labels))
+            except (TypeError, ValueError):
+                logger.warning("%s: label keys %s are not integers: using the task's %s",
+                               self.task_dir / "dataset.json", list(labels), default)
+        return default
+
 
 def _nifti_cases(folder: Path, prefix: str) -> dict[str, Path]:
     pattern = re.compile(rf"^({re.escape(prefix)}_\d+)\.nii(\.gz)?$")
@@ -140,7 +154,8 @@ def msd_liver_cases(
 ) -> tuple[list[CaseSpec], dict[str, str]]:
     """Case specs and datalist label names for Task03_Liver (tumour merged into liver unless ``keep_tumour``)."""
     label_map = None if keep_tumour else {2: 1}
-    specs = [CaseSpec(name, img, lab, label_map=label_map) for name, img, lab in layout.training]
+    declared = layout.declared_labels()
+    specs = [CaseSpec(name, img, lab, label_map=label_map, label_values=declared) for name, img, lab in layout.training]
     names = {"0": "background", "1": "liver"}
     if keep_tumour:
         names["2"] = "tumour"
@@ -166,7 +181,9 @@ def msd_prostate_cases(
     if isinstance(src_modality, dict) and str(src_modality.get("0", "T2")).upper() != "T2":
         logger.warning("%s says channel 0 is %r, not T2", layout.task_dir / "dataset.json", src_modality.get("0"))
     label_map = None if keep_zones else {2: 1}
-    specs = [CaseSpec(name, img, lab, image_channel=channel, label_map=label_map) for name, img, lab in layout.training]
+    declared = layout.declared_labels()
+    specs = [CaseSpec(name, img, lab, image_channel=channel, label_map=label_map, label_values=declared)
+             for name, img, lab in layout.training]
     names = {"0": "background", "1": "PZ", "2": "TZ"} if keep_zones else {"0": "background", "1": "prostate"}
     return _with_unlabelled(layout, specs, include_unlabelled, image_channel=channel), names, modality
 

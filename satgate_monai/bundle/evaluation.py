@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from satgate_monai.bundle.atomic import atomic_write_text
+from data_prep.atomic import atomic_write_text
 from satgate_monai.bundle.metrics import case_metrics, mean_std, voxel_volume
 from satgate_monai.bundle.resume import unwrap
 

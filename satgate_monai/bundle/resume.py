@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from satgate_monai.bundle.atomic import atomic_torch_save
+from data_prep.atomic import atomic_write
 
 __all__ = ["ResumeHandler", "unwrap"]
 
@@ -108,7 +108,8 @@ class ResumeHandler:
         """Write the checkpoint atomically (rank 0 only)."""
         if _rank() != 0:
             return
-        atomic_torch_save(self.state_dict(engine, completed=completed), self.path)
+        state = self.state_dict(engine, completed=completed)
+        atomic_write(self.path, lambda tmp: torch.save(state, tmp))
         logger.debug("saved resumable checkpoint %s (epoch %d)", self.path, engine.state.epoch)
 
     def load(self, engine: Any) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from data_prep.atomic import atomic_path
 from satgate_monai.experiments.attention import (
     collect_attention_maps,
     gate_inputs,
@@ -31,7 +32,7 @@ from satgate_monai.experiments.attention import (
     uniform_outside_share,
 )
 from satgate_monai.experiments.grid import Cell
-from satgate_monai.experiments.io import atomic_write_json, publish, read_json
+from satgate_monai.experiments.io import atomic_write_json, read_json
 
 __all__ = ["BundleTask", "CurveRecorder", "describe_network", "read_case_csv"]
 
@@ -307,8 +308,8 @@ class BundleTask:
             case.update(extra.get(case["case"], {}))
         info["figure_data"] = None
         if figure is not None:
-            np.savez_compressed(cell_dir / ".figure_data.tmp.npz", **figure)
-            publish(cell_dir / ".figure_data.tmp.npz", cell_dir / "figure_data.npz")
+            with atomic_path(cell_dir / "figure_data.npz") as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, **figure)
             info["figure_data"] = "figure_data.npz"
         info.update(cases=cases, eval_seconds=time.perf_counter() - start)
         return info

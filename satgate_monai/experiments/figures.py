@@ -6,16 +6,14 @@ of each variant); every function writes one PNG atomically and returns its path.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from data_prep.atomic import atomic_path
 from satgate_monai.experiments.analysis import GATE_LABELS, NETWORK_LABELS, group_cells, per_case, variant_label
 from satgate_monai.experiments.grid import PEERS
-from satgate_monai.experiments.io import publish
 
 __all__ = [
     "dice_boxplot",
@@ -36,15 +34,10 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        publish(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         _plt().close(fig)
     return path
 

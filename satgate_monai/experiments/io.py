@@ -1,42 +1,15 @@
-"""Atomic writes for the experiment outputs (temp file in the same folder, then ``os.replace``)."""
+"""JSON input/output of the experiment outputs; every write goes through :mod:`data_prep.atomic`."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "atomic_write_json", "json_safe", "read_json", "publish"]
+from data_prep.atomic import atomic_write_text
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def publish(tmp: str | Path, path: str | Path) -> None:
-    """Give a ``mkstemp`` file the usual permissions (0666 & ~umask, not 0600) and move it onto ``path``."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+__all__ = ["atomic_write_text", "atomic_write_json", "json_safe", "read_json"]
 
 
 def json_safe(obj: Any) -> Any:

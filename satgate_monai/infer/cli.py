@@ -1,7 +1,7 @@
 """``python -m satgate_monai.infer``: masks in the source geometry from a bundle, for files and DICOM series.
 
 Exit codes: 0 every case ok or skipped; 1 at least one case failed (the others were written); 2 the run could not
-start (bad arguments, bundle, checkpoint or input).
+start (bad arguments, bundle, checkpoint or input: one line on stderr naming the file and the fault); 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from data_prep.errors import run_command
 
 __all__ = ["build_parser", "main", "parse_overrides"]
 
@@ -28,7 +30,9 @@ outputs in --out, per case <case>:
 Names are sanitised ([A-Za-z0-9._-]); existing outputs are kept unless --overwrite; files are written atomically.
 The bundle's own configs/inference.json runs (preprocessing, network, inferer, postprocessing without Invertd and
 SaveImaged); the label map returns to the source grid by one SimpleITK nearest-neighbour resampling.
-exit status: 0 all ok/skipped, 1 some case failed, 2 nothing could run.
+Inputs are validated (whole compressed stream, positive spacing, orthonormal direction, finite voxels): a truncated,
+NaN-holding or geometrically invalid input fails its case with one line naming the file and the fault.
+exit status: 0 all ok/skipped, 1 some case failed, 2 nothing could run, 130 interrupted (Ctrl-C).
 example:
   python -m satgate_monai.infer --bundle bundles/liver_ct_sat --input ct_folder/ --out masks/ --format nifti,dicomseg
 """
@@ -74,8 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="case names from the file/folder name (default) or DICOM PatientID_SeriesNumber")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=JSON",
                    help="override a bundle config entry, e.g. --set 'inferer#sw_batch_size=2' (repeatable)")
+    p.add_argument("--nonfinite", choices=("refuse", "zero"), default="refuse",
+                   help="NaN/Inf input voxels: refuse the case (default) or replace them by 0 (report.csv's warning "
+                        "column says how many)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (tracebacks of failed cases)")
+    p.add_argument("-v", "--verbose", "--debug", action="store_true",
+                   help="debug logging, with tracebacks of failed cases and errors")
     return p
 
 
@@ -96,19 +104,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: _run(args), debug=args.verbose, debug_hint="--debug")
+
+
+def _run(args: argparse.Namespace) -> int:
     from satgate_monai.infer.bundle import BundleRunner
     from satgate_monai.infer.pipeline import InferenceOptions, run_inference
 
-    try:
-        formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
-        opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
-                                name_from=args.name_from)
-        runner = BundleRunner(args.bundle, device=args.device, ckpt=args.ckpt, overlap=args.overlap,
-                              overrides=parse_overrides(args.overrides))
-        reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress)
-    except (OSError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
+    opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
+                            name_from=args.name_from, nonfinite=args.nonfinite)
+    runner = BundleRunner(args.bundle, device=args.device, ckpt=args.ckpt, overlap=args.overlap,
+                          overrides=parse_overrides(args.overrides))
+    reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress)
     if args.save_attention:
         _write_selection_state(runner.network, Path(args.out))
     counts = {s: sum(r.status == s for r in reports) for s in ("ok", "skipped", "failed")}

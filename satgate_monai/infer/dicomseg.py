@@ -26,12 +26,39 @@ import SimpleITK as sitk
 from data_prep.readers import is_dicom_file
 from satgate_monai.infer.geometry import sitk_affine
 
-__all__ = ["collect_source_instances", "match_frames", "segment_descriptions", "build_dicom_seg", "write_dicom_seg"]
+__all__ = ["TYPE2_SOURCE_ATTRIBUTES", "with_type2_attributes", "collect_source_instances",
+           "match_frames", "segment_descriptions", "build_dicom_seg", "write_dicom_seg"]
 
 logger = logging.getLogger(__name__)
 
+#: type 2 attributes (present, may be empty) that the SEG copies from its source; anonymisation often removes them
+TYPE2_SOURCE_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
+                           "StudyDate", "StudyTime", "ReferringPhysicianName")
 _LESION_WORDS = ("lesion", "tumour", "tumor", "neoplasm", "nodule", "metasta", "cancer", "mass")
 _POS_TOL = 0.05  # voxels
+
+
+def with_type2_attributes(datasets: Sequence) -> list:
+    """The source headers with absent type 2 patient/study attributes added empty (copies; the files are untouched).
+
+    DICOM lets type 2 attributes be empty, and anonymised series often lack them altogether; the SEG must still carry
+    them, so an absent one is written empty rather than failing the SEG.
+    """
+    import copy
+
+    out = []
+    missing: set[str] = set()
+    for ds in datasets:
+        absent = [a for a in TYPE2_SOURCE_ATTRIBUTES if a not in ds]
+        if absent:
+            ds = copy.copy(ds)
+            for a in absent:
+                setattr(ds, a, "")
+            missing.update(absent)
+        out.append(ds)
+    if missing:
+        logger.info("source series lacks %s: written empty in the DICOM-SEG", ", ".join(sorted(missing)))
+    return out
 
 
 def collect_source_instances(path: str | os.PathLike) -> list:
@@ -199,7 +226,8 @@ def build_dicom_seg(label: sitk.Image, series: Sequence, labels: Mapping[int, st
     except (TypeError, ValueError):
         number = 1000
     seg = hd.seg.Segmentation(
-        source_images=list(series), pixel_array=pixel_array, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        source_images=with_type2_attributes(series), pixel_array=pixel_array,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descs, series_instance_uid=hd.UID(), series_number=number, sop_instance_uid=hd.UID(),
         instance_number=1, manufacturer="satgate-monai", manufacturer_model_name=algorithm_name[:64],
         software_versions=algorithm_version, device_serial_number="0", series_description=series_description,

@@ -1,9 +1,12 @@
 """The batch loop: every case read with data_prep's reader, run through the bundle, written on the source grid.
 
 One case = read (validated) -> temporary NIfTI -> :meth:`BundleRunner.predict` -> nearest-neighbour resampling of the
-label map onto the source grid -> NIfTI (+ DICOM-SEG for DICOM input, + attention maps) written together: all of a
-case's outputs go to temporary files first and are renamed only when every one is complete. A failing case is
-reported and the loop goes on. Existing outputs are kept (status ``skipped``) unless ``overwrite``.
+label map onto the source grid -> NIfTI (+ attention maps) written together: all of these go to temporary files
+first, each is read back in full (:func:`data_prep.validation.check_file`) and renamed only when every one is
+complete, so a full disk or a killed process never leaves a mask under its final name. The DICOM-SEG is written after
+them, on its own: its failure is reported but never costs the case its NIfTI mask. A failing case is reported and the
+loop goes on. Complete existing outputs are kept (status ``skipped``) unless ``overwrite``; an output that is missing,
+cut or unreadable is never taken as done: the case runs again.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import SimpleITK as sitk
 from tqdm.auto import tqdm
 
 from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
+from data_prep.errors import describe, one_line
 from data_prep.readers import read_image
+from data_prep.validation import check_file, check_image
 from satgate_monai.infer.bundle import BundleRunner
 from satgate_monai.infer.cases import Case, find_cases, safe_output_path, sanitize_name
 from satgate_monai.infer.dicomseg import write_dicom_seg
@@ -46,12 +51,15 @@ class InferenceOptions:
         save_attention: write every ``sat``/``at`` gate's attention map (float32 NIfTI on the source grid).
         overwrite: replace existing outputs (otherwise such a case is ``skipped``).
         name_from: ``"path"`` or ``"patient"`` (see :func:`~satgate_monai.infer.cases.find_cases`).
+        nonfinite: NaN/Inf input voxels: ``"refuse"`` the case (default) or ``"zero"`` (replaced by 0; the report's
+            ``warning`` says how many).
     """
 
     formats: tuple[str, ...] = ("nifti", "dicomseg")
     save_attention: bool = False
     overwrite: bool = False
     name_from: str = "path"
+    nonfinite: str = "refuse"
 
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in FORMATS]
@@ -59,14 +67,33 @@ class InferenceOptions:
             raise ValueError(f"unknown output format(s) {bad or self.formats}: choose from {', '.join(FORMATS)}")
 
 
-def _existing_outputs(case: Case, out_dir: Path, opts: InferenceOptions) -> list[Path]:
+def _complete(path: Path) -> bool:
+    """Is ``path`` a whole, readable output (a NIfTI read to its end, a DICOM file parsed to its end)?"""
+    try:
+        if path.name.endswith(".dcm"):
+            import pydicom
+
+            pydicom.dcmread(path)
+        else:
+            check_file(path)
+    except Exception as e:  # any failure means: not done
+        logger.warning("%s is not a complete output (%s): the case runs again", path, one_line(str(e), 150))
+        return False
+    return True
+
+
+def _existing_outputs(case: Case, out_dir: Path, opts: InferenceOptions) -> tuple[list[Path], bool]:
+    """The outputs of ``case`` already in ``out_dir``, and whether every expected one is there and complete."""
     names = [f"{case.name}_seg.nii.gz"] if "nifti" in opts.formats else []
     if "dicomseg" in opts.formats and case.is_dicom:
         names.append(f"{case.name}_seg.dcm")
     found = [out_dir / n for n in names if (out_dir / n).exists()]
+    complete = len(found) == len(names) and bool(names)
     if opts.save_attention:
-        found += sorted(out_dir.glob(f"{case.name}_attention_*.nii.gz"))
-    return found
+        maps = sorted(out_dir.glob(f"{case.name}_attention_*.nii.gz"))
+        found += maps
+        complete = complete and bool(maps)
+    return found, complete and all(_complete(p) for p in found)
 
 
 def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts: InferenceOptions) -> CaseReport:
@@ -78,8 +105,8 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
     out = Path(out_dir)
     t0 = time.perf_counter()
     report = CaseReport(case=case.name, input=str(case.path), status="ok")
-    existing = _existing_outputs(case, out, opts)
-    if existing and not opts.overwrite:
+    existing, complete = _existing_outputs(case, out, opts)
+    if complete and not opts.overwrite:
         report.status = "skipped"
         report.error = f"outputs exist ({', '.join(p.name for p in existing)}): pass --overwrite to replace them"
         report.outputs = [p.name for p in existing]
@@ -89,11 +116,10 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         report.error = "nothing to write: --format dicomseg applies to DICOM input only (add nifti)"
         return report
     try:
-        image = read_image(case.path)
+        notes: list[str] = []
+        image = read_image(case.path, nonfinite=opts.nonfinite, notes=notes)
+        image, _ = check_image(image, case.path, spatial_dims=3, channels=1)  # what the 3D bundles take
         t_read = time.perf_counter()
-        if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-            raise ValueError(f"{case.path}: expected a 3D single-channel image, got {image.GetDimension()}D with "
-                             f"{image.GetNumberOfComponentsPerPixel()} component(s)")
         with tempfile.TemporaryDirectory(prefix="satgate-infer-") as td:
             tmp_image = Path(td) / "image.nii"
             sitk.WriteImage(image, str(tmp_image), useCompression=False)
@@ -108,27 +134,45 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         writes: list[tuple[Path, Callable[[Path], object]]] = []
         if "nifti" in opts.formats:
             writes.append((safe_output_path(out, f"{case.name}_seg.nii.gz"), lambda p: write_nifti(label, p)))
-        if "dicomseg" in opts.formats and case.is_dicom:
-            writes.append((safe_output_path(out, f"{case.name}_seg.dcm"), lambda p: write_dicom_seg(
-                label, case.path, p, runner.labels, algorithm_name=runner.name, algorithm_version=_version())))
         for gate, amap in attention.items():
             writes.append((safe_output_path(out, f"{case.name}_attention_{sanitize_name(gate, 'gate')}.nii.gz"),
                            lambda p, amap=amap: write_nifti(amap, p)))
-        with contextlib.ExitStack() as stack:  # all temporaries complete before any rename
+        with contextlib.ExitStack() as stack:  # all temporaries complete (read back in full) before any rename
             for final, write in writes:
-                write(stack.enter_context(atomic_path(final)))
+                write(stack.enter_context(atomic_path(final, verify=check_file)))
         report.outputs = [p.name for p, _ in writes]
+        report.warning = "; ".join(notes)
+        if "dicomseg" in opts.formats and case.is_dicom:
+            seg_path = safe_output_path(out, f"{case.name}_seg.dcm")
+            try:
+                with atomic_path(seg_path) as tmp:
+                    write_dicom_seg(label, case.path, tmp, runner.labels, algorithm_name=runner.name,
+                                    algorithm_version=_version())
+            except Exception as e:  # the NIfTI mask above stays: a SEG problem never costs the case its mask
+                logger.debug("case %s: DICOM-SEG failed", case.name, exc_info=True)
+                kept = f"; the NIfTI mask {report.outputs[0]} was written" if report.outputs else ""
+                raise _SegFailed(f"{case.path}: DICOM-SEG not written: {type(e).__name__}: {e}{kept}") from None
+            report.outputs.append(seg_path.name)
         logger.debug("case %s: read %.2f s, temporary NIfTI %.2f s, bundle pipeline %.2f s (network grid %s), "
                      "back to source grid %.2f s, write %.2f s", case.name, t_read - t0, t_tmp - t_read,
                      t_net - t_tmp, "x".join(map(str, net_out.network_shape)), t_back - t_net,
                      time.perf_counter() - t_back)
+    except _SegFailed as e:
+        report.status = "failed"
+        report.error = one_line(str(e))
     except Exception as e:  # a bad case is reported, the others go on
         logger.debug("case %s failed", case.name, exc_info=True)
         report.status = "failed"
-        report.error = f"{type(e).__name__}: {e}"
+        report.error = one_line(describe(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}")
+        if str(case.path) not in report.error and case.name not in report.error:
+            report.error = one_line(f"{case.path}: {report.error}")
         report.volumes_ml = {}
     report.seconds = time.perf_counter() - t0
     return report
+
+
+class _SegFailed(Exception):
+    """The DICOM-SEG of a case could not be written (its NIfTI mask was)."""
 
 
 def _version() -> str:

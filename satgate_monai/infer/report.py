@@ -1,9 +1,12 @@
 """``report.csv`` of the inference CLI: one row per case, merged with the rows of earlier runs.
 
-Columns: ``case, input, status, seconds, error, outputs`` then ``volume_ml_<label>`` for every label the bundle
-names. ``status`` is ``ok`` (written in this run), ``skipped`` (outputs exist and ``--overwrite`` was not given) or
-``failed`` (``error`` says why; nothing was written for that case). Volumes are counted on the source grid
-(voxel count x voxel volume / 1000). Rows of cases not processed in this run are kept from the previous report.
+Columns: ``case, input, status, seconds, error, outputs, warning`` then ``volume_ml_<label>`` for every label the
+bundle names. ``status`` is ``ok`` (written in this run), ``skipped`` (complete outputs exist and ``--overwrite`` was
+not given) or ``failed`` (``error`` says why, in one line of at most 300 characters; nothing was written for that
+case, except when only its DICOM-SEG failed: then ``outputs`` lists the NIfTI mask that was written). ``warning``
+says what was changed to make the case run (non-finite input voxels replaced by 0 with ``--nonfinite zero``).
+Volumes are counted on the source grid (voxel count x voxel volume / 1000). Rows of cases not processed in this run
+are kept from the previous report.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from data_prep.atomic import atomic_write_text
 
 __all__ = ["CaseReport", "BASE_COLUMNS", "label_volumes_ml", "write_report", "read_rows"]
 
-BASE_COLUMNS = ("case", "input", "status", "seconds", "error", "outputs")
+BASE_COLUMNS = ("case", "input", "status", "seconds", "error", "outputs", "warning")
 STATUSES = ("ok", "skipped", "failed")
 
 
@@ -35,6 +38,7 @@ class CaseReport:
     status: str
     seconds: float = 0.0
     error: str = ""
+    warning: str = ""
     outputs: list[str] = field(default_factory=list)
     volumes_ml: dict[str, float] = field(default_factory=dict)
 
@@ -45,7 +49,8 @@ class CaseReport:
     def row(self) -> dict[str, str]:
         """The CSV row (strings)."""
         d = {"case": self.case, "input": self.input, "status": self.status, "seconds": f"{self.seconds:.3f}",
-             "error": " ".join(self.error.split()), "outputs": ";".join(self.outputs)}
+             "error": " ".join(self.error.split()), "outputs": ";".join(self.outputs),
+             "warning": " ".join(self.warning.split())}
         d.update({f"volume_ml_{k}": f"{v:.3f}" for k, v in self.volumes_ml.items()})
         return d
 

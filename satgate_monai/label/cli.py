@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from data_prep.atomic import atomic_copy, atomic_write_text
 from satgate_monai.label.environment import cache_dir, find_monailabel_python
 
 __all__ = [
@@ -106,9 +106,7 @@ def _copy_new(src: Path, dst: Path) -> bool:
         if dst.read_bytes() == src.read_bytes():
             return False
         raise UsageError(f"{dst} exists and differs from {src}: not overwritten")
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    atomic_copy(src, dst)
     return True
 
 
@@ -161,9 +159,7 @@ def prepare_app_dir(app_dir: Path, bundles: dict[str, Path]) -> None:
     """
     (app_dir / "model").mkdir(parents=True, exist_ok=True)
     (app_dir / "python").mkdir(exist_ok=True)
-    tmp = app_dir / f".main.py.{os.getpid()}"
-    tmp.write_text(APP_MAIN)
-    os.replace(tmp, app_dir / "main.py")
+    atomic_write_text(app_dir / "main.py", APP_MAIN)
     for entry in (app_dir / "model").iterdir():
         if entry.is_symlink():
             entry.unlink()
@@ -176,6 +172,10 @@ def prepare_app_dir(app_dir: Path, bundles: dict[str, Path]) -> None:
     if pkg_link.is_symlink() or pkg_link.exists():
         pkg_link.unlink()
     pkg_link.symlink_to(PACKAGE_DIR, target_is_directory=True)
+    prep_link = app_dir / "python" / "data_prep"  # the bundles' input validation (ValidateImaged) uses data_prep
+    if prep_link.is_symlink() or prep_link.exists():
+        prep_link.unlink()
+    prep_link.symlink_to(PACKAGE_DIR.parent / "data_prep", target_is_directory=True)
 
 
 def server_env(app_dir: Path) -> dict[str, str]:

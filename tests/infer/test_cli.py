@@ -111,10 +111,16 @@ def test_nothing_overwritten_without_overwrite(liver_bundle, small_ct, threshold
     out = tmp_path / "out"
     assert _cli(liver_bundle, image, out, threshold_ckpt) == 0
     seg = out / "ct_seg.nii.gz"
-    seg.write_bytes(b"earlier result")
+    earlier = sitk.Image(small_ct.GetSize(), sitk.sitkUInt8)  # a complete earlier result (another mask)
+    earlier.CopyInformation(small_ct)
+    sitk.WriteImage(earlier, str(seg))
+    kept = seg.read_bytes()
     assert _cli(liver_bundle, image, out, threshold_ckpt) == 0
-    assert seg.read_bytes() == b"earlier result"
+    assert seg.read_bytes() == kept
     assert read_report(out)["ct"]["status"] == "skipped"
+    seg.write_bytes(b"earlier result")  # not a mask: never taken as done, the case runs again
+    assert _cli(liver_bundle, image, out, threshold_ckpt) == 0
+    assert read_report(out)["ct"]["status"] == "ok" and nib.load(seg).shape == small_ct.GetSize()
     assert _cli(liver_bundle, image, out, threshold_ckpt, "--overwrite") == 0
     assert nib.load(seg).shape == small_ct.GetSize()
     assert read_report(out)["ct"]["status"] == "ok"
