@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 import sys
 import time
@@ -223,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     s = result["summary"]
     print(f"\nDemo finished in {result['seconds']['total']:.0f} s (phantom data, NOT patient data).")
-    print(f"Test-split Dice {s['dice']['mean']:.3f} ± {s['dice']['std']:.3f} over {s['n_cases']} case(s), "
+    dice_std = "" if math.isnan(s["dice"]["std"]) else f" ± {s['dice']['std']:.3f}"  # undefined for one case
+    print(f"Test-split Dice {s['dice']['mean']:.3f}{dice_std} over {s['n_cases']} case(s), "
           f"FPR {s['fpr']['mean']:.4f}, FNR {s['fnr']['mean']:.3f}")
     bundle = Path(result["bundle"])
     print(f"Trained bundle:   {bundle} (weights models/model.pt)")
