@@ -19,6 +19,7 @@ from typing import Any
 
 from satgate_monai.experiments.grid import NETWORKS, PEERS, TASK_BUNDLES, build_grid, parse_list
 from satgate_monai.experiments.io import atomic_write_json, read_json
+from satgate_monai.tasks import TASKS, get_task
 
 __all__ = ["main", "build_parser", "PROFILES", "default_bundle_dir"]
 
@@ -28,19 +29,16 @@ logger = logging.getLogger(__name__)
 # cores (measured in docs/experiments.md); "bundle" is the bundle's own recipe unchanged (200 epochs, full size: the
 # setting for a real run on a GPU). --epochs and --override apply on top of either.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "demo": {
-        "skin": {"epochs": 20, "overrides": {"image_size": [64, 64]}},
-        "prostate": {"epochs": 10, "overrides": {}},
-        "liver": {"epochs": 10, "overrides": {}},
-    },
+    "demo": {name: {"epochs": t.experiment_epochs, "overrides": dict(t.experiment_overrides)}
+             for name, t in TASKS.items()},
     "bundle": {task: {"epochs": None, "overrides": {}} for task in TASK_BUNDLES},
 }
 GATES = ("org", "at", "st", "sat")
 
 
 def default_bundle_dir(task: str) -> Path:
-    """``<repository>/bundles/<task bundle>`` next to the package (editable installs and checkouts)."""
-    return Path(__file__).resolve().parents[2] / "bundles" / TASK_BUNDLES[task]
+    """The folder of the task's shipped bundle (checkouts and installed packages alike)."""
+    return get_task(task).bundle_dir
 
 
 def _seeds(value: str) -> list[int]:
