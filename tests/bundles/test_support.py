@@ -205,3 +205,33 @@ def test_progress_bar_shows_loss(capsys):
     engine.run([0, 1, 2], max_epochs=1)
     err = capsys.readouterr().err
     assert "3/3" in err and "loss=0.25" in err
+
+
+@pytest.mark.parametrize("bundle", ["liver_ct_sat", "prostate_mri_sat"])
+def test_bundles_refuse_data_prepared_at_another_spacing(bundle, tmp_path):
+    """``datalist.json`` records the spacing data_prep resampled to; every data list of a 3D bundle checks it."""
+    from monai.bundle import ConfigParser
+
+    from tests.bundles.helpers import config_path, task_of
+
+    data = make_dataset(tmp_path / "data", task_of(bundle).name, n_train=1, n_val=1, n_test=1, size=12)
+    datalist = json.loads((data / "datalist.json").read_text())
+    lists = {"train": ["train#dataset#data", "validate#dataset#data"], "inference": ["dataset#data"],
+             "evaluate": ["validate#dataset#data"]}
+    for spacing, fails in (([2.0, 2.0, 2.0], False), (None, False), ([1.5, 1.5, 1.5], True)):
+        (data / "datalist.json").write_text(json.dumps({**datalist, "spacing": spacing}))
+        for config, ids in lists.items():
+            parser = ConfigParser()
+            files = [config_path(bundle, "train")] if config == "evaluate" else []
+            parser.read_config([str(f) for f in [*files, config_path(bundle, config)]])
+            parser["dataset_dir"] = str(data)
+            for key in ids:
+                if not fails:
+                    assert len(parser.get_parsed_content(key)) == 1
+                    continue
+                with pytest.raises(RuntimeError) as raised:  # MONAI wraps what a config expression raises
+                    parser.get_parsed_content(key)
+                assert isinstance(raised.value.__cause__, ValueError), raised.value
+                assert str(raised.value.__cause__).startswith(
+                    f"{data / 'datalist.json'} records spacing [1.5, 1.5, 1.5] mm but the bundle's pixdim is "
+                    "[2.0, 2.0, 2.0] mm: "), raised.value.__cause__
