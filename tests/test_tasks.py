@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 
 import pytest
 
@@ -28,7 +29,7 @@ def test_both_registries_name_the_same_tasks():
     assert list(TASKS) == list(data_tasks.TASKS)
     for name, task in TASKS.items():
         assert task.name == name and task.data.name == name and get_task(name) is task
-    with pytest.raises(ValueError, match=r"unknown task 'brain': expected one of \['liver', 'prostate', 'skin'\]"):
+    with pytest.raises(ValueError, match=re.escape(f"unknown task 'brain': expected one of {sorted(TASKS)}")):
         get_task("brain")
     with pytest.raises(ValueError, match="unknown task 'brain'"):
         data_tasks.get_task("brain")
@@ -65,7 +66,6 @@ def test_one_spacing_source_for_data_prep_defaults_and_the_bundles():
     from data_prep import pipeline, resample
     from data_prep.cli import build_parser
 
-    assert data_tasks.TARGET_SPACING == 2.0
     assert pipeline.DEFAULT_SPACING == data_tasks.TARGET_SPACING
     for fn in (resample.isotropic_grid, resample.resample_image, resample.resample_label):
         assert inspect.signature(fn).parameters["spacing"].default == data_tasks.TARGET_SPACING, fn.__name__
