@@ -215,10 +215,12 @@ def test_bundles_refuse_data_prepared_at_another_spacing(bundle, tmp_path):
     from tests.bundles.helpers import config_path, task_of
 
     data = make_dataset(tmp_path / "data", task_of(bundle).name, n_train=1, n_val=1, n_test=1, size=12)
+    good = list(task_of(bundle).data.spacing)  # the bundle's pixdim
+    bad = [s + 0.5 for s in good]
     datalist = json.loads((data / "datalist.json").read_text())
     lists = {"train": ["train#dataset#data", "validate#dataset#data"], "inference": ["dataset#data"],
              "evaluate": ["validate#dataset#data"]}
-    for spacing, fails in (([2.0, 2.0, 2.0], False), (None, False), ([1.5, 1.5, 1.5], True)):
+    for spacing, fails in ((good, False), (None, False), (bad, True)):
         (data / "datalist.json").write_text(json.dumps({**datalist, "spacing": spacing}))
         for config, ids in lists.items():
             parser = ConfigParser()
@@ -233,5 +235,5 @@ def test_bundles_refuse_data_prepared_at_another_spacing(bundle, tmp_path):
                     parser.get_parsed_content(key)
                 assert isinstance(raised.value.__cause__, ValueError), raised.value
                 assert str(raised.value.__cause__).startswith(
-                    f"{data / 'datalist.json'} records spacing [1.5, 1.5, 1.5] mm but the bundle's pixdim is "
-                    "[2.0, 2.0, 2.0] mm: "), raised.value.__cause__
+                    f"{data / 'datalist.json'} records spacing {bad} mm but the bundle's pixdim is {good} mm: "
+                ), raised.value.__cause__
