@@ -13,6 +13,7 @@ import logging
 import sys
 
 from data_prep.errors import run_command
+from data_prep.tasks import TARGET_SPACING
 
 __all__ = ["main", "build_parser"]
 
@@ -28,7 +29,8 @@ SUBCOMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m data_prep",
-        description="Turn DICOM series and NIfTI/NRRD/MHA files into training-ready 2 mm isotropic volumes.",
+        description=f"Turn DICOM series and NIfTI/NRRD/MHA files into training-ready {TARGET_SPACING:g} mm isotropic "
+        "volumes.",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -52,6 +52,7 @@ from data_prep.resample import (
     resample_image,
     resample_label,
 )
+from data_prep.tasks import TARGET_SPACING
 from data_prep.validation import NONFINITE_POLICIES, check_file, check_label_values
 from data_prep.writers import DEFAULT_COMPRESSION_LEVEL, write_nifti
 
@@ -67,7 +68,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SPACING = 2.0
+DEFAULT_SPACING = TARGET_SPACING
 _BAD_NAME_CHARS = set('/\\:*?"<>|\0')
 
 
@@ -316,7 +317,7 @@ def prepare_cases(
     Args:
         cases: the cases (unique names).
         out_dir: output folder (created).
-        spacing: isotropic output spacing in mm (default 2.0).
+        spacing: isotropic output spacing in mm (default :data:`data_prep.tasks.TARGET_SPACING`, 2 mm).
         workers: worker processes (1: in this process).
         overwrite: prepare again cases whose outputs exist.
         interpolation: image interpolation, ``"linear"`` or ``"bspline"``; labels always nearest neighbour.

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from data_prep.tasks import TARGET_SPACING
+
 __all__ = [
     "Grid",
     "isotropic_grid",
@@ -81,7 +83,7 @@ def _spacing_tuple(spacing: float | Sequence[float], dim: int) -> tuple[float, .
     return sp
 
 
-def isotropic_grid(image: sitk.Image, spacing: float | Sequence[float] = 2.0) -> Grid:
+def isotropic_grid(image: sitk.Image, spacing: float | Sequence[float] = TARGET_SPACING) -> Grid:
     """The output grid for ``image`` at ``spacing`` (same origin and direction; size rule in the module docstring).
 
     Args:
@@ -232,7 +234,7 @@ def resample_to_grid_sitk(
 
 def resample_image(
     image: sitk.Image,
-    spacing: float | Sequence[float] = 2.0,
+    spacing: float | Sequence[float] = TARGET_SPACING,
     interpolation: str = "linear",
     grid: Grid | None = None,
     threads: int | None = None,
@@ -280,7 +282,9 @@ def resample_image(
     return _to_image(arr, grid)
 
 
-def resample_label(label: sitk.Image, spacing: float | Sequence[float] = 2.0, grid: Grid | None = None) -> sitk.Image:
+def resample_label(
+    label: sitk.Image, spacing: float | Sequence[float] = TARGET_SPACING, grid: Grid | None = None
+) -> sitk.Image:
     """Resample a label map with nearest neighbour (values are only ever copied, never blended).
 
     Args:

@@ -1,12 +1,13 @@
 """``python -m satgate_monai.demo``: demo data -> import -> train -> evaluate -> inference with one bundle, on a CPU.
 
-Steps (all outputs under ``--out DIR``; the repository's ``bundles/`` folder is never written to):
+Steps (all outputs under ``--out DIR``; the shipped bundle folder is never written to):
 
 1. ``python -m data_prep demo --task T --out DIR/raw`` writes phantoms (synthetic, NOT patient data) in the public
    dataset's layout (MSD Task03_Liver / Task05_Prostate, ISIC 2017);
 2. ``python -m data_prep import ... --out DIR/data`` prepares them (2 mm NIfTI or 192x192 PNG, ``datalist.json``);
-3. the bundle is copied to ``DIR/<bundle>`` with a CPU-sized network and patch size written into its configs (so the
-   copy stays self-consistent: its ``inference.json`` matches the trained ``models/model.pt``);
+3. the task's bundle (:mod:`satgate_monai.tasks`) is copied to ``DIR/<bundle>`` with a CPU-sized network and patch
+   size written into its configs (so the copy stays self-consistent: its ``inference.json`` matches the trained
+   ``models/model.pt``);
 4. ``python -m monai.bundle run`` of ``train.json`` (TensorBoard logs in ``DIR/<bundle>/eval/tensorboard``),
    ``train.json + evaluate.json`` on the test split (``eval/metrics.csv``, ``eval/summary.md``) and
    ``inference.json`` (masks in ``DIR/<bundle>/predictions``).
@@ -19,45 +20,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from satgate_monai.tasks import TASKS, get_task
+
 __all__ = ["DEMOS", "main", "run_demo", "prepare_bundle_copy"]
 
 logger = logging.getLogger(__name__)
 
-REPO_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
-
-# per task: bundle, data_prep importer and the CPU-sized overrides written into the bundle copy: "overrides" go into
-# train.json and inference.json (they must agree), "train_overrides" into train.json only (more, smaller steps: the
-# demo trains few epochs on few cases)
+# per task, as in the task registry: bundle, data_prep importer and the CPU-sized overrides written into the bundle
+# copy: "overrides" go into train.json and inference.json (they must agree), "train_overrides" into train.json only
+# (more, smaller steps: the demo trains few epochs on few cases)
 DEMOS: dict[str, dict[str, Any]] = {
-    "liver": {
-        "bundle": "liver_ct_sat",
-        "dataset": "msd-liver",
-        "epochs": 20,
-        "overrides": {"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, 2],
-                      "roi_size": [48, 48, 48]},
-        "train_overrides": {"batch_size": 1},
-    },
-    "prostate": {
-        "bundle": "prostate_mri_sat",
-        "dataset": "msd-prostate",
-        "epochs": 20,
-        "overrides": {"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, 2],
-                      "roi_size": [48, 48, 32]},
-        "train_overrides": {"batch_size": 1},
-    },
-    "skin": {
-        "bundle": "skin_lesion_sat",
-        "dataset": "isic2017",
-        "epochs": 20,
-        "overrides": {"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, 2]},
-        "train_overrides": {"batch_size": 2},
-    },
+    name: {"bundle": t.bundle, "dataset": t.data.dataset, "epochs": t.demo_epochs,
+           "overrides": dict(t.demo_overrides), "train_overrides": dict(t.demo_train_overrides)}
+    for name, t in TASKS.items()
 }
 SHARED_CONFIGS = ("train.json", "inference.json")
 
@@ -87,8 +69,8 @@ def prepare_bundle_copy(
     """
     from data_prep.atomic import atomic_write_text
 
-    name = DEMOS[task]["bundle"]
-    src = Path(source) if source is not None else REPO_BUNDLES / name
+    name = get_task(task).bundle
+    src = Path(source) if source is not None else get_task(task).bundle_dir
     if not (src / "configs" / "train.json").is_file():
         raise FileNotFoundError(f"bundle {str(src)!r} has no configs/train.json")
     dst = Path(out) / name
@@ -143,8 +125,7 @@ def run_demo(
     Raises:
         ValueError: unknown ``task`` or ``gate``.
     """
-    if task not in DEMOS:
-        raise ValueError(f"task must be one of {sorted(DEMOS)}, got {task!r}")
+    get_task(task)  # ValueError naming the tasks
     from satgate_monai.networks.factories import gate_names
 
     if gate not in gate_names():
@@ -164,8 +145,8 @@ def run_demo(
     seconds["data_prep demo"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    _data_prep(["import", "--dataset", demo["dataset"], "--src", str(out / "raw"), "--out", str(out / "data"),
-                "--overwrite", "--no-progress", "--seed", str(seed)])
+    _data_prep(["import", "--dataset", demo["dataset"], *get_task(task).data.import_args, "--src", str(out / "raw"),
+                "--out", str(out / "data"), "--overwrite", "--no-progress", "--seed", str(seed)])
     seconds["data_prep import"] = time.perf_counter() - t
 
     overrides = {**demo["overrides"], "network_def#skip_gate": gate, **(extra_overrides or {})}
@@ -207,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Demo phantoms (synthetic, not patient data) -> data_prep import -> train -> evaluate -> "
         "inference with one satgate-monai bundle, sized for a CPU. Everything is written under --out.",
     )
-    parser.add_argument("--task", required=True, choices=sorted(DEMOS), help="which bundle to demonstrate")
+    parser.add_argument("--task", required=True, choices=sorted(TASKS), help="which task's bundle to demonstrate")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the task's, 20)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     from satgate_monai.networks.factories import gate_names
 
@@ -227,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     s = result["summary"]
     print(f"\nDemo finished in {result['seconds']['total']:.0f} s (phantom data, NOT patient data).")
-    print(f"Test-split Dice {s['dice']['mean']:.3f} ± {s['dice']['std']:.3f} over {s['n_cases']} case(s), "
+    dice_std = "" if math.isnan(s["dice"]["std"]) else f" ± {s['dice']['std']:.3f}"  # undefined for one case
+    print(f"Test-split Dice {s['dice']['mean']:.3f}{dice_std} over {s['n_cases']} case(s), "
           f"FPR {s['fpr']['mean']:.4f}, FNR {s['fnr']['mean']:.3f}")
     bundle = Path(result["bundle"])
     print(f"Trained bundle:   {bundle} (weights models/model.pt)")

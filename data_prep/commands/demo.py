@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from data_prep.tasks import TASKS, get_task
+
 __all__ = ["add_parser", "run"]
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--task", required=True, choices=("liver", "prostate", "skin"), help="which phantom dataset")
+    p.add_argument("--task", required=True, choices=tuple(TASKS), help="which phantom dataset")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output root folder")
     p.add_argument("--cases", type=int, default=None, metavar="N",
                    help="number of labelled cases (default 12 for liver/prostate, 24 for skin)")
@@ -67,12 +69,12 @@ def run(args: argparse.Namespace) -> int:
 
     kwargs: dict = {"workers": args.workers, "overwrite": args.overwrite}
     try:
-        if args.task == "skin":
+        if get_task(args.task).spatial_dims == 2:
             if args.spacing is not None:
-                raise ValueError("--spacing does not apply to --task skin (2D images)")
+                raise ValueError(f"--spacing does not apply to --task {args.task} (2D images)")
             if args.shape is not None:
                 if len(args.shape) != 2:
-                    raise ValueError(f"--shape for skin is H W, got {args.shape}")
+                    raise ValueError(f"--shape for {args.task} is H W, got {args.shape}")
                 kwargs["size"] = tuple(args.shape)
         else:
             kwargs["test_cases"] = args.test_cases

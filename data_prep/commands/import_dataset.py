@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from data_prep.errors import describe, one_line
+from data_prep.tasks import TARGET_SPACING
 
 __all__ = ["add_parser", "run"]
 
@@ -63,7 +64,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g3 = p.add_argument_group("3D datasets (msd-liver, msd-prostate, lits)")
-    g3.add_argument("--spacing", type=float, default=None, metavar="MM", help="isotropic output spacing (default 2.0)")
+    g3.add_argument("--spacing", type=float, default=None, metavar="MM",
+                    help=f"isotropic output spacing (default {TARGET_SPACING})")
     g3.add_argument("--interpolation", choices=("linear", "bspline"), default=None,
                     help="image interpolation (default linear); labels always nearest")
     g3.add_argument("--compression-level", type=int, default=None, choices=range(10), metavar="{0..9}",

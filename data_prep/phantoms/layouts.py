@@ -32,6 +32,8 @@ from data_prep.phantoms.mr_prostate import PROSTATE_SHAPE, PROSTATE_SPACING, pro
 from data_prep.phantoms.skin import SKIN_SIZE, skin_phantom
 from data_prep.phantoms.volume import PHANTOM_NOTICE, write_nifti
 from data_prep.progress import case_progress
+from data_prep.tasks import TASKS as DATA_TASKS
+from data_prep.tasks import get_task
 
 __all__ = [
     "TASKS",
@@ -47,7 +49,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 README_NAME = "PHANTOM_README.txt"
-TASKS = ("liver", "prostate", "skin")
+TASKS = tuple(DATA_TASKS)  # the tasks whose phantoms `python -m data_prep demo --task` writes
+# default labelled cases and case-seed component of each phantom writer (the writer's own dataset, not a task)
 DEFAULT_CASES = {"liver": 12, "prostate": 12, "skin": 24}
 _TASK_SEED = {"liver": 3, "prostate": 5, "skin": 2017}
 
@@ -360,12 +363,9 @@ def write_isic2017(
 
 def write_phantom_dataset(task: str, out_root: str | os.PathLike, cases: int | None = None, seed: int = 0,
                           **kwargs) -> Path:
-    """Dispatch on ``task`` (``liver``, ``prostate`` or ``skin``) to the writers above."""
-    writers: dict[str, Callable[..., Path]] = {
-        "liver": write_msd_liver,
-        "prostate": write_msd_prostate,
-        "skin": write_isic2017,
-    }
-    if task not in writers:
-        raise ValueError(f"unknown phantom task {task!r}: expected one of {TASKS}")
-    return writers[task](out_root, DEFAULT_CASES[task] if cases is None else cases, seed, **kwargs)
+    """Write the phantom dataset of ``task`` (a :data:`data_prep.tasks.TASKS` name) with the task's writer above.
+
+    ``cases=None`` takes the writer's default. Raises ``ValueError`` for an unknown task.
+    """
+    writer: Callable[..., Path] = get_task(task).phantom_writer()
+    return writer(out_root, *(() if cases is None else (cases,)), seed=seed, **kwargs)

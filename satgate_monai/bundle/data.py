@@ -14,9 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from data_prep.commands.import_dataset import DATASETS as DATASET_NAMES
+from satgate_monai.tasks import TASKS
+
 __all__ = [
     "DatasetNotFoundError",
     "TASK_DATASETS",
+    "check_spacing",
     "create_data_hint",
     "load_datalist",
     "require_data",
@@ -26,7 +32,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # task name -> the `data_prep import --dataset` value for its demo phantoms (the public dataset's layout)
-TASK_DATASETS = {"liver": "msd-liver", "prostate": "msd-prostate", "skin": "isic2017"}
+TASK_DATASETS = {name: task.data.dataset for name, task in TASKS.items()}
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -35,8 +41,8 @@ class DatasetNotFoundError(FileNotFoundError):
 
 def create_data_hint(dataset_dir: str | Path, task: str | None = None) -> str:
     """The commands that create a ``data_prep`` output at ``dataset_dir`` (demo phantoms or a public dataset)."""
-    task_arg = task if task in TASK_DATASETS else "liver|prostate|skin"
-    dataset = TASK_DATASETS.get(task or "", "msd-liver|msd-prostate|lits|isic2017")
+    task_arg = task if task in TASK_DATASETS else "|".join(TASK_DATASETS)
+    dataset = TASK_DATASETS.get(task or "", "|".join(DATASET_NAMES))
     return (
         "Create it with data_prep, e.g. from demo phantoms:\n"
         f"    python -m data_prep demo --task {task_arg} --out RAW\n"
@@ -52,6 +58,7 @@ def load_datalist(
     split: str = "training",
     task: str | None = None,
     keys: Sequence[str] = ("image", "label"),
+    spacing: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     """Read one split of ``dataset_dir/datalist.json`` as absolute paths, failing loudly when there is no data.
 
@@ -60,6 +67,8 @@ def load_datalist(
         split: ``"training"``, ``"validation"`` or ``"test"``.
         task: ``"liver" | "prostate" | "skin"``, only used to name the right commands in error messages.
         keys: the keys every item must have and that are returned (e.g. ``("image",)`` for inference).
+        spacing: the bundle's voxel size in mm (its ``pixdim``); the ``spacing`` that ``datalist.json`` records (when
+            it records one) must match it.
 
     Returns:
         ``[{"image": "/abs/images/c.nii.gz", "label": "/abs/labels/c.nii.gz"}, ...]`` restricted to ``keys``.
@@ -67,7 +76,8 @@ def load_datalist(
     Raises:
         DatasetNotFoundError: the folder or its ``datalist.json`` is missing, the split is absent or empty, or a
             listed file does not exist. The message names the commands that create the data.
-        ValueError: ``datalist.json`` is not valid JSON or an item lacks one of ``keys``.
+        ValueError: ``datalist.json`` is not valid JSON, an item lacks one of ``keys``, or the data was prepared at
+            another spacing than ``spacing``.
     """
     root = Path(str(dataset_dir)).expanduser()
     hint = create_data_hint(dataset_dir, task)
@@ -82,6 +92,8 @@ def load_datalist(
         content = json.loads(datalist_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{datalist_file} is not valid JSON: {e}") from e
+    if spacing is not None and isinstance(content, dict):
+        check_spacing(content.get("spacing"), spacing, datalist_file)
     items = content.get(split) if isinstance(content, dict) else None
     if not items:
         available = {k: len(v) for k, v in content.items() if isinstance(v, list)} if isinstance(content, dict) else {}
@@ -105,6 +117,25 @@ def load_datalist(
         out.append(entry)
     logger.info("%s: %d %s case(s)", datalist_file, len(out), split)
     return out
+
+
+def check_spacing(recorded: Sequence[float] | float | None, pixdim: Sequence[float], datalist_file: str | Path) -> None:
+    """Raise ``ValueError`` (one line naming both) unless ``recorded`` (a datalist's ``spacing``) equals ``pixdim``.
+
+    ``recorded=None`` (2D data, or a hand-written datalist that records no spacing) passes; a number means isotropic.
+    """
+    if recorded is None:
+        return
+    want = np.asarray([float(v) for v in pixdim], dtype=np.float64)
+    try:
+        got = np.broadcast_to(np.asarray(recorded, dtype=np.float64), want.shape)
+    except ValueError:
+        got = None
+    if got is None or not np.allclose(got, want, rtol=1e-5, atol=0.0):
+        raise ValueError(
+            f"{datalist_file} records spacing {recorded} mm but the bundle's pixdim is {want.tolist()} mm: prepare "
+            "the data again with data_prep --spacing at the bundle's pixdim, or override the bundle's pixdim"
+        )
 
 
 def require_data(data: Sequence[Any] | Any, name: str = "dataset") -> int:

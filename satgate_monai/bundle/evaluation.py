@@ -52,7 +52,8 @@ def _foreground(x: torch.Tensor) -> torch.Tensor:
 
 
 def summarise(rows: Sequence[dict[str, Any]], method: str = "", network: str = "", skip_gate: str = "") -> dict:
-    """Mean, population std and count of Dice, FPR and FNR over ``rows`` (nan values are left out)."""
+    """Mean, sample std (``ddof=1``, nan for one case) and count of Dice, FPR and FNR over ``rows`` (nan values are
+    left out)."""
     out: dict[str, Any] = {"method": method, "network": network, "skip_gate": skip_gate, "n_cases": len(rows)}
     for m in TABLE_METRICS:
         mean, std, n = mean_std([float(r[m]) for r in rows])
@@ -63,6 +64,8 @@ def summarise(rows: Sequence[dict[str, Any]], method: str = "", network: str = "
 def _cell(stats: dict[str, float], digits: int) -> str:
     if stats["n"] == 0 or math.isnan(stats["mean"]):
         return "n/a"
+    if math.isnan(stats["std"]):  # one case: the sample std is undefined
+        return f"{stats['mean']:.{digits}f}"
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["confusion_counts", "case_metrics", "voxel_volume", "mean_std"]
+__all__ = ["STD_DDOF", "confusion_counts", "case_metrics", "voxel_volume", "mean_std"]
 
 
 def _as_bool(x: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -77,9 +77,19 @@ def case_metrics(
     }
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
-    """Mean and population standard deviation (``numpy.std``, ddof 0) of the finite values, and their count."""
+#: degrees of freedom of every "mean ± std" the project reports (bundle summaries and experiment tables): the sample
+#: standard deviation, ``numpy.std(..., ddof=STD_DDOF)``
+STD_DDOF = 1
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
+    """Mean and sample standard deviation (``ddof=1``) of the finite values, and their count.
+
+    Returns:
+        ``(mean, std, n)``: ``mean`` is ``nan`` for no finite value, ``std`` is ``nan`` for fewer than two.
+    """
     arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     if arr.size == 0:
         return math.nan, math.nan, 0
-    return float(arr.mean()), float(arr.std()), int(arr.size)
+    std = float(arr.std(ddof=STD_DDOF)) if arr.size > STD_DDOF else math.nan
+    return float(arr.mean()), std, int(arr.size)

@@ -20,6 +20,7 @@ from typing import Any
 from satgate_monai.experiments.grid import NETWORKS, PEERS, TASK_BUNDLES, build_grid, parse_list
 from satgate_monai.experiments.io import atomic_write_json, read_json
 from satgate_monai.networks.factories import gate_names
+from satgate_monai.tasks import TASKS, get_task
 
 __all__ = ["main", "build_parser", "PROFILES", "default_bundle_dir", "parse_seeds"]
 
@@ -29,14 +30,9 @@ logger = logging.getLogger(__name__)
 # within an hour on 2 CPU cores with one thread per process (measured in docs/experiments.md); the 3D tasks train the
 # demo's CPU-sized U-Net (channels 8-16-32-64) on small patches. "bundle" is the bundle's own recipe unchanged (200
 # epochs, full size: the setting for a real run on a GPU). --epochs and --override apply on top of either.
-_DEMO_3D_NET = {"network_def#channels": [8, 16, 32, 64], "network_def#strides": [2, 2, 2], "batch_size": 1,
-                "num_samples": 2}
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "demo": {
-        "skin": {"epochs": 20, "overrides": {"image_size": [64, 64]}},
-        "prostate": {"epochs": 10, "overrides": {**_DEMO_3D_NET, "roi_size": [32, 32, 32]}},
-        "liver": {"epochs": 10, "overrides": {**_DEMO_3D_NET, "roi_size": [32, 32, 32]}},
-    },
+    "demo": {name: {"epochs": t.experiment_epochs, "overrides": dict(t.experiment_overrides)}
+             for name, t in TASKS.items()},
     "bundle": {task: {"epochs": None, "overrides": {}} for task in TASK_BUNDLES},
 }
 SEEDS_RULE = ("--seeds N (one int, no comma) is a count: seeds 0..N-1; a comma list (0,5,7 or 7, for seed 7 "
@@ -44,8 +40,8 @@ SEEDS_RULE = ("--seeds N (one int, no comma) is a count: seeds 0..N-1; a comma l
 
 
 def default_bundle_dir(task: str) -> Path:
-    """``<repository>/bundles/<task bundle>`` next to the package (editable installs and checkouts)."""
-    return Path(__file__).resolve().parents[2] / "bundles" / TASK_BUNDLES[task]
+    """The folder of the task's shipped bundle (checkouts and installed packages alike)."""
+    return get_task(task).bundle_dir
 
 
 def parse_seeds(values: str | list[str]) -> list[int]:

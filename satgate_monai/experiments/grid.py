@@ -18,6 +18,7 @@ from typing import Any
 from monai.utils import look_up_option
 
 from satgate_monai.networks.factories import gate_class, gate_names
+from satgate_monai.tasks import TASKS
 
 __all__ = [
     "NETWORKS",
@@ -43,7 +44,7 @@ PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
                       ("spatial_dims", "in_channels", "out_channels", "channels", "strides", "dropout")),
 }
 PEER_GATE = "ag"  # the gate column of a peer: MONAI's attention gate
-TASK_BUNDLES = {"skin": "skin_lesion_sat", "prostate": "prostate_mri_sat", "liver": "liver_ct_sat"}
+TASK_BUNDLES = {name: task.bundle for name, task in TASKS.items()}  # from the task registry
 
 
 def parse_list(value: str | Sequence[str], valid: Iterable[str], what: str) -> list[str]:

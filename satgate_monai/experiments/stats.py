@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from satgate_monai.bundle.metrics import STD_DDOF, mean_std
+
 __all__ = [
     "describe",
     "wilcoxon_signed_rank",
@@ -50,14 +52,8 @@ def describe(values: Sequence[float]) -> dict:
     Returns:
         ``{"mean", "std", "n"}``; ``mean`` is ``None`` for no values, ``std`` is ``None`` for fewer than two.
     """
-    arr = np.asarray(values, dtype=float).reshape(-1)
-    arr = arr[~np.isnan(arr)]
-    n = int(arr.size)
-    return {
-        "mean": float(arr.mean()) if n else None,
-        "std": float(arr.std(ddof=1)) if n > 1 else None,
-        "n": n,
-    }
+    mean, std, n = mean_std(np.asarray(values, dtype=float).reshape(-1).tolist())
+    return {"mean": mean if n else None, "std": None if math.isnan(std) else std, "n": n}
 
 
 def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> dict:
@@ -137,12 +133,12 @@ def bootstrap_std_ratio(a: Sequence[float], b: Sequence[float], n_boot: int = 10
     out = {"std_a": None, "std_b": None, "ratio": None, "ci95": [None, None], "p_ratio_ge_1": None, "n_boot_used": 0}
     if a_arr.size < 2:
         return out
-    std_a, std_b = float(a_arr.std(ddof=1)), float(b_arr.std(ddof=1))
+    std_a, std_b = float(a_arr.std(ddof=STD_DDOF)), float(b_arr.std(ddof=STD_DDOF))
     out.update(std_a=std_a, std_b=std_b)
     if a_arr.size < 3 or std_b == 0.0:
         return out
     idx = _bootstrap_indices(a_arr.size, n_boot, seed)
-    sa, sb = a_arr[idx].std(axis=1, ddof=1), b_arr[idx].std(axis=1, ddof=1)
+    sa, sb = a_arr[idx].std(axis=1, ddof=STD_DDOF), b_arr[idx].std(axis=1, ddof=STD_DDOF)
     keep = sb > 0
     ratios = sa[keep] / sb[keep]
     out["ratio"] = std_a / std_b

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from data_prep.atomic import atomic_copy, atomic_write_text
 from satgate_monai.label.environment import cache_dir, find_monailabel_python
+from satgate_monai.resources import bundles_dir
 
 __all__ = [
     "DEFAULT_BUNDLES_DIR",
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../satgate_monai
-DEFAULT_BUNDLES_DIR = PACKAGE_DIR.parent / "bundles"
+DEFAULT_BUNDLES_DIR = bundles_dir()
 APP_MAIN = '''"""MONAI Label app folder written by `python -m satgate_monai.label serve` (rewritten at every start)."""
 
 from satgate_monai.label.app.main import SATGateLabelApp  # noqa: F401 - MONAI Label looks for MONAILabelApp here

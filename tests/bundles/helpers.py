@@ -9,19 +9,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from satgate_monai.resources import bundle_names, bundles_dir
+from satgate_monai.tasks import TASKS, Task
 from tests.conftest import REPO_ROOT
 
-__all__ = ["BUNDLES", "BUNDLE_DIR", "TINY", "config_path", "load_json", "bundle_run", "run_cli", "python_env"]
+__all__ = ["BUNDLES", "BUNDLE_DIR", "TINY", "config_path", "load_json", "bundle_run", "run_cli", "python_env",
+           "task_of"]
 
-BUNDLE_DIR = REPO_ROOT / "bundles"
-BUNDLES = ("liver_ct_sat", "prostate_mri_sat", "skin_lesion_sat")
+BUNDLE_DIR = bundles_dir()
+BUNDLES = tuple(bundle_names())  # every shipped bundle folder
+
+
+def task_of(bundle: str) -> Task:
+    """The registered task a bundle segments (its configs' ``task`` id)."""
+    return TASKS[json.loads((BUNDLE_DIR / bundle / "configs" / "train.json").read_text())["task"]]
+
 
 # overrides that shrink each bundle so a one-epoch train -> evaluate -> inference takes seconds on a CPU
+_TINY_NET = {"network_def#channels": [4, 8, 16], "network_def#strides": [2, 2]}
 TINY: dict[str, dict[str, Any]] = {
-    "liver_ct_sat": {"roi_size": [16, 16, 16], "network_def#channels": [4, 8, 16], "network_def#strides": [2, 2]},
-    "prostate_mri_sat": {"roi_size": [16, 16, 16], "network_def#channels": [4, 8, 16], "network_def#strides": [2, 2]},
-    "skin_lesion_sat": {"image_size": [32, 32], "network_def#channels": [4, 8, 16], "network_def#strides": [2, 2],
-                        "batch_size": 2},
+    b: {"roi_size": [16, 16, 16], **_TINY_NET} if task_of(b).data.spatial_dims == 3
+    else {"image_size": [32, 32], **_TINY_NET, "batch_size": 2}
+    for b in BUNDLES
 }
 COMMON = {"num_workers": 0, "device": "cpu"}
 

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from satgate_monai.tasks import TASKS
+from tests.bundles.helpers import BUNDLES, task_of
+
 __all__ = ["make_dataset", "TASK_OF_BUNDLE"]
 
-TASK_OF_BUNDLE = {"liver_ct_sat": "liver", "prostate_mri_sat": "prostate", "skin_lesion_sat": "skin"}
+TASK_OF_BUNDLE = {b: task_of(b).name for b in BUNDLES}  # every bundle folder -> the task its configs name
 
 
 def _blob(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -37,7 +40,7 @@ def make_dataset(
     names = [f"case{i:03d}" for i in range(n_train + n_val + n_test)]
     items = []
     for name in names:
-        if task == "skin":
+        if TASKS[task].data.spatial_dims == 2:
             mask = _blob((size, size), rng)
             rgb = rng.normal(170, 15, (size, size, 3))
             rgb[mask] = rng.normal(90, 15, (int(mask.sum()), 3))
@@ -61,7 +64,7 @@ def make_dataset(
         items.append({"image": f"images/{name}.nii.gz", "label": f"labels/{name}.nii.gz"})
     datalist = {
         "name": f"synthetic {task} (test phantoms)",
-        "labels": {"0": "background", "1": {"liver": "liver", "prostate": "prostate", "skin": "lesion"}[task]},
+        "labels": dict(TASKS[task].data.labels),
         "training": items[:n_train],
         "validation": items[n_train : n_train + n_val],
         "test": items[n_train + n_val :],

@@ -12,14 +12,13 @@ from monai.bundle import ConfigParser
 
 from satgate_monai.networks.blocks.skip_gates import ATGate, OrgGate, SATGate, STGate
 from satgate_monai.networks.inspection import gate_modules
-from tests.bundles.helpers import BUNDLE_DIR, BUNDLES, config_path, load_json, python_env
+from tests.bundles.helpers import BUNDLE_DIR, BUNDLES, config_path, load_json, python_env, task_of
 
 LAYOUT = ["LICENSE", "configs/metadata.json", "configs/train.json", "configs/evaluate.json",
           "configs/inference.json", "configs/multi_gpu_train.json", "configs/logging.conf", "docs/README.md",
           "docs/data_license.txt"]
 SHARED_IDS = ["network_def", "intensity", "roi_size", "task", "imports"]
-SPATIAL_IDS = {"liver_ct_sat": ["pixdim", "axcodes"], "prostate_mri_sat": ["pixdim", "axcodes"],
-               "skin_lesion_sat": ["image_size"]}
+SPATIAL_IDS = {b: ["pixdim", "axcodes"] if task_of(b).data.spatial_dims == 3 else ["image_size"] for b in BUNDLES}
 
 
 def parser_for(bundle: str, *names: str, **overrides) -> ConfigParser:
@@ -74,10 +73,10 @@ def test_recipe(bundle):
     assert net["_target_"].startswith("satgate_monai.networks.nets.")
     assert (net["init"], net["norm"], net["skip_gate"]) == ("glorot", "batch", "sat")
     assert train["validate"]["inferer"]["_target_"] == "SlidingWindowInferer"
-    if bundle != "skin_lesion_sat":
+    if task_of(bundle).data.spatial_dims == 3:
         targets = [t["_target_"] for t in train["train"]["random_transforms"]]
         assert "RandCropByPosNegLabeld" in targets
-        assert train["pixdim"] == [2.0, 2.0, 2.0]
+        assert train["pixdim"] == list(task_of(bundle).data.spacing)  # data_prep.tasks.TARGET_SPACING, 2 mm
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
@@ -107,7 +106,7 @@ def test_monailabel_ids(bundle):
     meta = json.loads(config_path(bundle, "metadata").read_text())
     image = meta["network_data_format"]["inputs"]["image"]
     pred = meta["network_data_format"]["outputs"]["pred"]
-    assert len(image["spatial_shape"]) == (2 if bundle == "skin_lesion_sat" else 3)
+    assert len(image["spatial_shape"]) == task_of(bundle).data.spatial_dims
     assert pred["channel_def"]["0"] == "background" and len(pred["channel_def"]) == pred["num_channels"] == 2
     assert image["num_channels"] == infer["network_def"]["in_channels"]
     assert meta["version"] in meta["changelog"]

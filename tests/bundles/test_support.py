@@ -22,6 +22,7 @@ from satgate_monai.bundle import (
     summarise,
 )
 from satgate_monai.bundle.handlers import center_crop_on_label
+from satgate_monai.bundle.metrics import mean_std
 from tests.bundles.synthetic import make_dataset
 
 
@@ -91,11 +92,23 @@ def test_case_metrics_known_values():
 def test_table1_format():
     rows = [{"dice": 0.8, "fpr": 0.001, "fnr": 0.2}, {"dice": 0.6, "fpr": 0.003, "fnr": float("nan")}]
     s = summarise(rows, method="SATUNet (sat)")
-    assert s["dice"]["mean"] == pytest.approx(0.7) and s["dice"]["std"] == pytest.approx(0.1)
-    assert s["fnr"]["n"] == 1 and s["n_cases"] == 2
+    # sample std (ddof 1): std of (0.8, 0.6) is 0.1414; one FNR value has no std, so the cell shows the mean alone
+    assert s["dice"]["mean"] == pytest.approx(0.7) and s["dice"]["std"] == pytest.approx(0.1 * math.sqrt(2))
+    assert s["fnr"]["n"] == 1 and s["n_cases"] == 2 and math.isnan(s["fnr"]["std"])
     table = format_table1([s])
     assert table.splitlines()[0] == "| Method | Dice | FPR | FNR | Cases |"
-    assert "| SATUNet (sat) | 0.700 ± 0.100 | 0.0020 ± 0.0010 | 0.200 ± 0.000 | 2 |" in table
+    assert "| SATUNet (sat) | 0.700 ± 0.141 | 0.0020 ± 0.0014 | 0.200 | 2 |" in table
+
+
+def test_bundle_summary_and_experiment_tables_share_one_std():
+    """"mean ± std" means the same in a bundle's summary.md and in the experiment report: the sample std."""
+    from satgate_monai.experiments.stats import describe
+
+    values = [0.91, 0.72, 0.85, float("nan"), 0.64]
+    mean, std, n = mean_std(values)
+    assert (mean, std, n) == (pytest.approx(np.nanmean(values)), pytest.approx(np.nanstd(values, ddof=1)), 4)
+    assert describe(values) == {"mean": pytest.approx(mean), "std": pytest.approx(std), "n": 4}
+    assert describe([0.5])["std"] is None and math.isnan(mean_std([0.5])[1])
 
 
 def test_case_metrics_writer_files(tmp_path):
@@ -118,7 +131,7 @@ def test_case_metrics_writer_files(tmp_path):
     assert float(rows[0]["dice"]) == 1.0 and float(rows[1]["dice"]) == 0.0 and float(rows[1]["fnr"]) == 1.0
     assert float(rows[0]["label_volume"]) == pytest.approx(32 * 8e-3) and rows[0]["volume_unit"] == "mL"
     assert summary["method"] == "SATUNet (org)" and summary["dice"]["mean"] == pytest.approx(0.5)
-    assert "| SATUNet (org) | 0.500 ± 0.500 |" in (tmp_path / "summary.md").read_text()
+    assert "| SATUNet (org) | 0.500 ± 0.707 |" in (tmp_path / "summary.md").read_text()  # sample std of (1, 0)
     assert json.loads((tmp_path / "summary.json").read_text())["n_cases"] == 2
 
 
@@ -192,3 +205,35 @@ def test_progress_bar_shows_loss(capsys):
     engine.run([0, 1, 2], max_epochs=1)
     err = capsys.readouterr().err
     assert "3/3" in err and "loss=0.25" in err
+
+
+@pytest.mark.parametrize("bundle", ["liver_ct_sat", "prostate_mri_sat"])
+def test_bundles_refuse_data_prepared_at_another_spacing(bundle, tmp_path):
+    """``datalist.json`` records the spacing data_prep resampled to; every data list of a 3D bundle checks it."""
+    from monai.bundle import ConfigParser
+
+    from tests.bundles.helpers import config_path, task_of
+
+    data = make_dataset(tmp_path / "data", task_of(bundle).name, n_train=1, n_val=1, n_test=1, size=12)
+    good = list(task_of(bundle).data.spacing)  # the bundle's pixdim
+    bad = [s + 0.5 for s in good]
+    datalist = json.loads((data / "datalist.json").read_text())
+    lists = {"train": ["train#dataset#data", "validate#dataset#data"], "inference": ["dataset#data"],
+             "evaluate": ["validate#dataset#data"]}
+    for spacing, fails in ((good, False), (None, False), (bad, True)):
+        (data / "datalist.json").write_text(json.dumps({**datalist, "spacing": spacing}))
+        for config, ids in lists.items():
+            parser = ConfigParser()
+            files = [config_path(bundle, "train")] if config == "evaluate" else []
+            parser.read_config([str(f) for f in [*files, config_path(bundle, config)]])
+            parser["dataset_dir"] = str(data)
+            for key in ids:
+                if not fails:
+                    assert len(parser.get_parsed_content(key)) == 1
+                    continue
+                with pytest.raises(RuntimeError) as raised:  # MONAI wraps what a config expression raises
+                    parser.get_parsed_content(key)
+                assert isinstance(raised.value.__cause__, ValueError), raised.value
+                assert str(raised.value.__cause__).startswith(
+                    f"{data / 'datalist.json'} records spacing {bad} mm but the bundle's pixdim is {good} mm: "
+                ), raised.value.__cause__

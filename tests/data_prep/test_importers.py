@@ -16,6 +16,7 @@ from PIL import Image
 from data_prep.cli import main
 from data_prep.importers import LayoutError, find_isic2017, find_lits, find_msd, import_msd_liver
 from data_prep.phantoms import write_isic2017, write_msd_liver, write_msd_prostate
+from data_prep.tasks import TARGET_SPACING
 
 LIVER_TINY = {"shape": (48, 48, 16), "spacing": (3.2, 3.2, 8.0)}
 PROSTATE_TINY = {"shape": (64, 64, 12), "spacing": (1.9, 1.9, 5.4)}
@@ -132,7 +133,7 @@ def test_msd_prostate_picks_t2_and_merges_zones(msd_root, tmp_path):
     channels = [sitk.Extract(source, size, [0, 0, 0, c], sitk.ExtractImageFilter.DIRECTIONCOLLAPSETOSUBMATRIX)
                 for c in range(2)]
     out_img = sitk.ReadImage(str(t2_out / "images" / "prostate_01.nii.gz"))
-    assert out_img.GetDimension() == 3 and out_img.GetSpacing() == pytest.approx((2.0, 2.0, 2.0))
+    assert out_img.GetDimension() == 3 and out_img.GetSpacing() == pytest.approx((TARGET_SPACING,) * 3)  # default
     got = sitk.GetArrayFromImage(out_img).astype(float)
     refs = [sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(c, sitk.sitkFloat32), out_img, sitk.Transform(),
                                                  sitk.sitkLinear, 0.0)) for c in channels]

@@ -265,7 +265,7 @@ def test_split_series_makes_one_case_per_series(tmp_path: Path) -> None:
     write_series(tmp_path / "in" / "pat", volume(seed=2)[:4], series_uid="1.2.3.5", series_number=5,
                  names=[f"b{k}.dcm" for k in range(4)])
     out = tmp_path / "out"
-    assert main(["prepare", "--images", str(tmp_path / "in"), "--out", str(out), "--split-series",
+    assert main(["prepare", "--images", str(tmp_path / "in"), "--out", str(out), "--split-series", "--spacing", "2",
                  "--no-progress"]) == 0
     assert sorted(_report(out)) == ["pat_s2", "pat_s5"]
     assert sitk.ReadImage(str(out / "images" / "pat_s5.nii.gz")).GetSize()[2] == 5

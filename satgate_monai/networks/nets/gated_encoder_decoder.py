@@ -14,8 +14,6 @@ skip goes through its gate as soon as the encoder produces it, so only the gate'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
@@ -25,7 +23,7 @@ __all__ = ["GatedEncoderDecoder"]
 
 
 class GatedEncoderDecoder(nn.Module):
-    """Base class: ``forward``, ``gates`` and the input-size check of a gated encoder/decoder network."""
+    """Base class: ``forward`` (which checks the input size) and ``gates`` of a gated encoder/decoder network."""
 
     __jit_unused_properties__ = ["gates"]
 
@@ -37,11 +35,6 @@ class GatedEncoderDecoder(nn.Module):
     def gates(self) -> list[nn.Module]:
         """The skip gates, from the shallowest skip to the deepest."""
         return list(self.skip_gates)
-
-    @torch.jit.unused
-    def check_input_size(self, spatial_shape: Sequence[int]) -> None:
-        """Raise ``ValueError`` unless every spatial size is a positive multiple of ``size_divisor``."""
-        check_spatial_shape([int(s) for s in spatial_shape], self.spatial_dims, self.size_divisor, self.network_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_spatial_shape(list(x.shape[2:]), self.spatial_dims, self.size_divisor, self.network_name)

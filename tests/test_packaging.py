@@ -1,0 +1,107 @@
+"""The package as installed: bundles shipped in the wheel, ``python -m satgate_monai bundle-path``, dependency pins."""
+
+from __future__ import annotations
+
+import configparser
+import fnmatch
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from satgate_monai.__main__ import main
+from satgate_monai.resources import bundle_names, bundle_path, bundles_dir
+from tests.conftest import REPO_ROOT
+
+SETUP_CFG = REPO_ROOT / "setup.cfg"
+
+
+def _package_data_patterns() -> list[str]:
+    cfg = configparser.ConfigParser()
+    cfg.read(SETUP_CFG)
+    return [p.strip() for p in cfg["options.package_data"]["satgate_monai"].split(",")]
+
+
+def _bundle_files(root: Path) -> set[str]:
+    """Every file of the bundles a user needs (what the demo copies: LICENSE, configs, docs), relative to ``root``."""
+    return {p.relative_to(root).as_posix() for b in bundle_names() for part in ("LICENSE", "configs", "docs")
+            for p in ([root / b / part] if part == "LICENSE" else sorted((root / b / part).rglob("*"))) if p.is_file()}
+
+
+def test_bundle_path_command(capsys):
+    assert main(["bundle-path", "liver_ct_sat"]) == 0
+    printed = Path(capsys.readouterr().out.strip())
+    assert printed == bundle_path("liver_ct_sat") == REPO_ROOT.resolve() / "bundles" / "liver_ct_sat"
+    assert main(["bundle-path"]) == 0 and Path(capsys.readouterr().out.strip()) == bundles_dir()
+    assert main(["bundle-path", "no_such_bundle"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no bundle named 'no_such_bundle'" in err and "liver_ct_sat" in err
+
+
+def test_package_data_covers_every_bundle_file():
+    """The wheel's package_data patterns (relative to satgate_monai/) match every bundle file in the checkout."""
+    assert (REPO_ROOT / "satgate_monai" / "bundles").resolve() == (REPO_ROOT / "bundles").resolve()
+    patterns = _package_data_patterns()
+    missed = [f for f in _bundle_files(bundles_dir())
+              if not any(fnmatch.fnmatch(f"bundles/{f}", p) for p in patterns)]
+    assert not missed, f"setup.cfg package_data does not ship {missed}"
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_bundles_and_finds_them_outside_the_repository(tmp_path):
+    """Build the wheel, install it (not editable) into a folder and ask it for a bundle from another folder."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO_ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", "runs"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
+                    str(src)], check=True, env=env, timeout=600, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("satgate_monai-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {n[len("satgate_monai/bundles/"):] for n in names if n.startswith("satgate_monai/bundles/")}
+    assert shipped == _bundle_files(bundles_dir()), "the wheel's bundles differ from the checkout's"
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True, env=env,
+                   timeout=600, capture_output=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "satgate_monai", "bundle-path", "skin_lesion_sat"], cwd=outside,
+                          env={**env, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert Path(proc.stdout.strip()) == (site / "satgate_monai" / "bundles" / "skin_lesion_sat").resolve()
+
+
+def test_pins_match_what_the_code_uses():
+    """highdicom >= 0.24 (hd.Volume arrived in 0.24); itk stays: MONAI's LoadImage reads MHA/NRRD with ITKReader."""
+    cfg = configparser.ConfigParser()
+    cfg.read(SETUP_CFG)
+    extras = cfg["options.extras_require"]
+    assert "highdicom>=0.24" in extras["dicomseg"].split()
+    assert "itk>=5.3" in extras["io"].split()
+
+
+def test_bundle_preprocessing_reads_mha_through_itk(tmp_path):
+    """A 3D bundle's own LoadImaged reads an MHA image (e.g. a study served to MONAI Label) with MONAI's ITKReader."""
+    import SimpleITK as sitk
+    from monai.bundle import ConfigParser
+    from monai.data import ITKReader
+
+    image = sitk.GetImageFromArray(np.arange(6 * 7 * 8, dtype=np.int16).reshape(8, 7, 6))
+    image.SetSpacing((1.5, 1.5, 3.0))
+    path = tmp_path / "ct.mha"
+    sitk.WriteImage(image, str(path))
+    parser = ConfigParser()
+    parser.read_config(str(bundle_path("liver_ct_sat") / "configs" / "inference.json"))
+    load = parser.get_parsed_content("preprocessing").transforms[0]
+    out = load({"image": str(path)})
+    assert tuple(out["image"].shape[-3:]) == (6, 7, 8)
+    assert np.allclose(np.abs(np.diag(out["image"].affine[:3, :3])), (1.5, 1.5, 3.0))
+    candidates = [r for r in load._loader.readers if r.verify_suffix(str(path))]  # MONAI tries the last one first
+    assert isinstance(candidates[-1], ITKReader), [type(r).__name__ for r in candidates]
