@@ -13,7 +13,7 @@ from satgate_monai.networks.inspection import (
     switched_off_fractions,
 )
 from satgate_monai.networks.layers import TReLU, trelu
-from satgate_monai.networks.nets import SATFCDenseNet, SATUNet, SATVNet
+from satgate_monai.networks.nets import SATDI2IN, SATFCDenseNet, SATUNet, SATVNet
 
 __all__ = [
     "ATGate",
@@ -21,6 +21,7 @@ __all__ = [
     "SATGate",
     "STGate",
     "SelectionWeights",
+    "SATDI2IN",
     "SATFCDenseNet",
     "SATUNet",
     "SATVNet",
