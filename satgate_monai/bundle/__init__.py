@@ -5,7 +5,8 @@
 * :mod:`~satgate_monai.bundle.handlers`: gate sparsity / learning rate / attention-map TensorBoard handlers and a
   progress bar;
 * :mod:`~satgate_monai.bundle.resume`: resume training from the last completed epoch;
-* :mod:`~satgate_monai.bundle.evaluation`: per-case CSV and the paper's Table 1 summary.
+* :mod:`~satgate_monai.bundle.evaluation`: per-case CSV and the paper's Table 1 summary;
+* :mod:`~satgate_monai.bundle.deep_supervision`: the training ids of a network with deep-supervision outputs.
 
 Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_monai`` does not import this package.
 """
@@ -13,6 +14,7 @@ Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_mon
 from __future__ import annotations
 
 from satgate_monai.bundle.data import DatasetNotFoundError, load_datalist, require_data, require_file
+from satgate_monai.bundle.deep_supervision import DEEP_SUPERVISION_OVERRIDES, first_output
 from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, summarise
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
 from satgate_monai.bundle.metrics import case_metrics, confusion_counts
@@ -20,6 +22,8 @@ from satgate_monai.bundle.resume import ResumeHandler, unwrap
 
 __all__ = [
     "AttentionImageHandler",
+    "DEEP_SUPERVISION_OVERRIDES",
+    "first_output",
     "CaseMetricsWriter",
     "DatasetNotFoundError",
     "GateStatsHandler",

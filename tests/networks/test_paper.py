@@ -122,3 +122,13 @@ def test_no_work_process_words_in_product_text():
             if path.suffix in {".py", ".md", ".json", ".txt"} and pattern.search(path.read_text(errors="replace")):
                 offenders.append(str(path.relative_to(REPO)))
     assert not offenders, offenders
+
+
+def test_report_reproduces_the_di2in_counts():
+    rows = parameter_table(tuple(c for c in CONFIGS if c.network == "DI2IN"))
+    by_gate = {r["gate"]: r for r in rows}
+    assert by_gate["ORG"]["params"] == DI2IN["original"] and by_gate["SAT"]["params"] == DI2IN["sat"]
+    assert by_gate["SAT"]["saving"] == by_gate["SAT"]["formula"] == 290_036
+    out = render_markdown(rows)
+    assert "| DI2IN (liver, text) | 3D liver CT | 2,353,089 | 2,063,053 | -12.3 % | 290,036 | DI2IN | 2,353,089 " in out
+    assert "DI2IN (liver, text): reproduced exactly" in out
