@@ -33,7 +33,7 @@ __all__ = [
 
 METRICS = ("dice", "fpr", "fnr")
 GATE_ORDER = ("org", "at", "st", "sat", "ag")
-NETWORK_LABELS = {"unet": "U-Net", "vnet": "V-Net", "fcdensenet": "Tiramisu (FC-DenseNet)",
+NETWORK_LABELS = {"unet": "U-Net", "vnet": "V-Net", "fcdensenet": "Tiramisu (FC-DenseNet)", "di2in": "DI2IN",
                   "attentionunet": "Attention U-Net (MONAI)"}
 GATE_LABELS = {"org": "ORG", "at": "AT", "st": "ST", "sat": "SAT", "ag": "AG"}
 
