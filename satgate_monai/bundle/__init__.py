@@ -8,6 +8,7 @@
 * :mod:`~satgate_monai.bundle.evaluation`: per-case CSV and the paper's Table 1 summary;
 * :mod:`~satgate_monai.bundle.transforms`: ``ValidateImaged``, data_prep's input validation as a loading step;
 * :mod:`~satgate_monai.bundle.errors`: one-line errors for ``python -m monai.bundle run`` (installed on import).
+* :mod:`~satgate_monai.bundle.deep_supervision`: the training ids of a network with deep-supervision outputs.
 
 Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_monai`` does not import this package.
 """
@@ -15,6 +16,7 @@ Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_mon
 from __future__ import annotations
 
 from satgate_monai.bundle.data import DatasetNotFoundError, load_datalist, require_data, require_file
+from satgate_monai.bundle.deep_supervision import DEEP_SUPERVISION_OVERRIDES, first_output
 from satgate_monai.bundle.errors import install_excepthook
 from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, summarise
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
@@ -26,6 +28,8 @@ install_excepthook()
 
 __all__ = [
     "AttentionImageHandler",
+    "DEEP_SUPERVISION_OVERRIDES",
+    "first_output",
     "CaseMetricsWriter",
     "DatasetNotFoundError",
     "GateStatsHandler",

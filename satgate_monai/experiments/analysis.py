@@ -41,7 +41,7 @@ def gate_order() -> tuple[str, ...]:
 
 
 GATE_ORDER = gate_order()
-NETWORK_LABELS = {"unet": "U-Net", "vnet": "V-Net", "fcdensenet": "Tiramisu (FC-DenseNet)",
+NETWORK_LABELS = {"unet": "U-Net", "vnet": "V-Net", "fcdensenet": "Tiramisu (FC-DenseNet)", "di2in": "DI2IN",
                   "attentionunet": "Attention U-Net (MONAI)"}
 GATE_LABELS = {"org": "ORG", "at": "AT", "st": "ST", "sat": "SAT", "ag": "AG"}
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from data_prep.atomic import atomic_path
+from satgate_monai.bundle.deep_supervision import DEEP_SUPERVISION_OVERRIDES, returns_deep_supervision
 from satgate_monai.experiments.attention import (
     collect_attention_maps,
     gate_inputs,
@@ -237,6 +238,8 @@ class BundleTask:
             "network_def": dict(cell.network_def),
             "seed": int(cell.seed),
         })
+        if returns_deep_supervision(cell.network_def):  # e.g. SATDI2IN: its side outputs train through the loss
+            out.update(DEEP_SUPERVISION_OVERRIDES)
         return out
 
     def _workflow(self, config_files: Sequence[Path], overrides: dict[str, Any], workflow_type: str | None):

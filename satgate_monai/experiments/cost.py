@@ -48,7 +48,8 @@ def time_steps(net: torch.nn.Module, input_shape: tuple[int, ...], device: str =
         sync()
         t = time.perf_counter()
         opt.zero_grad()
-        net(x).float().mean().backward()
+        out = net(x)  # a deep-supervision network returns [main, side outputs...] in training mode
+        (sum(o.float().mean() for o in out) if isinstance(out, (list, tuple)) else out.float().mean()).backward()
         opt.step()
         sync()
         if i:

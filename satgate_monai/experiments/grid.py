@@ -38,6 +38,8 @@ NETWORKS: dict[str, tuple[str, tuple[str, ...]]] = {
              ("spatial_dims", "in_channels", "out_channels", "channels", "strides", "norm", "dropout", "init")),
     "fcdensenet": ("satgate_monai.networks.nets.SATFCDenseNet",
                    ("spatial_dims", "in_channels", "out_channels", "norm", "dropout", "init")),
+    "di2in": ("satgate_monai.networks.nets.SATDI2IN",
+              ("spatial_dims", "in_channels", "out_channels", "norm", "dropout", "init")),
 }
 PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "attentionunet": ("monai.networks.nets.AttentionUnet",

@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 
 from satgate_monai.experiments.analysis import GATE_LABELS, NETWORK_LABELS, gate_order, variant_label
+from satgate_monai.experiments.paper_tables import paper_comparison_lines
 
 __all__ = ["fmt", "pm", "render_report", "TABLE2_NETWORKS"]
 
@@ -163,6 +164,7 @@ def render_report(results: dict) -> str:
     ]
     t2 = [r for r in variants if r["network"] in TABLE2_NETWORKS]
     lines += _table(t2) if t2 else ["Not in this grid (add `fcdensenet` to `--networks`)."]
+    lines += ["", *paper_comparison_lines(results, NETWORK_LABELS, GATE_LABELS)]
     lines += [
         "",
         "## Table 3: parameters",

@@ -8,10 +8,11 @@ import io
 import sys
 from collections.abc import Sequence
 
-from satgate_monai.report.paper import HONEST_NOTE, PAPER_CLAIMS, TABLE3_STATUS
+from satgate_monai.report.compare import readings, table3_comparison
+from satgate_monai.report.paper import CITATION, HONEST_NOTE, PAPER_CLAIMS, TABLE3_NOTE
 from satgate_monai.report.params import CONFIGS, describe, input_label, parameter_table
 
-__all__ = ["main", "render_markdown", "render_csv"]
+__all__ = ["main", "render_markdown", "render_csv", "paper_table"]
 
 _COLUMNS = (
     ("setting", "setting"), ("network", "network"), ("gate", "skip"), ("params", "parameters"),
@@ -44,13 +45,32 @@ def render_markdown(rows: list[dict]) -> str:
     out.append("|" + "---|" * len(_COLUMNS))
     for row in rows:
         out.append("| " + " | ".join(_cell(key, row[key]) for key, _ in _COLUMNS) + " |")
-    out += ["", "## The paper's Table 3", ""]
+    out += ["", "## The paper's Table 3 beside ours", "", f"Paper: {CITATION}. {TABLE3_NOTE}", ""]
+    out += paper_table(rows)
+    out += ["", "## The paper's claims", ""]
     out += [f"- {claim}" for claim in PAPER_CLAIMS]
-    out += [f"- {TABLE3_STATUS}", "", "## Note", "", HONEST_NOTE]
+    out += ["", "## Note", "", HONEST_NOTE]
     sat = {(r["setting"], r["network"]): r["params_change_pct"] for r in rows if r["gate"] == "SAT"}
     measured = ", ".join(f"{s} {n} {v:+.1f} %" for (s, n), v in sat.items())
     out += ["", f"Measured SAT parameter change vs ORG here: {measured}.", ""]
     return "\n".join(out)
+
+
+def paper_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: the paper's parameter counts beside ours for the same network and setting, and the reading."""
+    comparison = table3_comparison(rows)
+    if not comparison:
+        return ["No network of the paper's Table 3 is in this report's settings."]
+    out = ["| network (paper) | setting | paper original | paper SAT | paper change | paper saving | ours | ours ORG "
+           "| ours SAT | ours change | ours saving | saving gap (ours - paper) |", "|" + "---|" * 12]
+    for c in comparison:
+        out.append(f"| {c['label']} | {c['setting']} | {c['paper_org']:,} | {c['paper_sat']:,} "
+                   f"| {c['paper_change_pct']:+.1f} % | {c['paper_saving']:,} | {c['ours_label']} | {c['ours_org']:,} "
+                   f"| {c['ours_sat']:,} | {c['ours_change_pct']:+.1f} % | {c['ours_saving']:,} "
+                   f"| {c['saving_gap']:+,} |")
+    out += ["", "Reading:", ""]
+    out += [f"- {line}" for line in readings(comparison)]
+    return out
 
 
 def render_csv(rows: list[dict]) -> str:

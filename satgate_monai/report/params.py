@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from satgate_monai.networks.factories import SKIP_GATE_NAMES, gate_names
-from satgate_monai.networks.nets import FCDENSENET_PRESETS, SATFCDenseNet, SATUNet, SATVNet
+from satgate_monai.networks.nets import DI2IN_CHANNELS, FCDENSENET_PRESETS, SATDI2IN, SATFCDenseNet, SATUNet, SATVNet
 
 __all__ = [
     "ReportConfig", "CONFIGS", "GATE_ORDER", "predicted_saving", "count_row", "parameter_table", "describe",
@@ -53,6 +53,7 @@ class ReportConfig:
 
 SKIN_2D = (1, 3, 192, 192)
 MRI_3D = (1, 1, 96, 96, 64)
+LIVER_3D = (1, 1, 96, 96, 96)
 _UNET_2D = {"channels": (32, 64, 128, 256, 512), "kernel_size": 3}
 _UNET_3D = {"channels": (16, 32, 64, 128, 256), "kernel_size": 3}
 _VNET = {"channels": (16, 32, 64, 128, 256), "kernel_size": 5}
@@ -75,18 +76,24 @@ CONFIGS: tuple[ReportConfig, ...] = (
                  {"in_channels": 1, "out_channels": 2, **_dense("fcdensenet56")}, MRI_3D),
     ReportConfig("3D MRI", "FC-DenseNet103", SATFCDenseNet,
                  {"in_channels": 1, "out_channels": 2, **_dense("fcdensenet103")}, MRI_3D),
+    ReportConfig("3D liver CT", "DI2IN", SATDI2IN,
+                 {"in_channels": 1, "out_channels": 1, "channels": DI2IN_CHANNELS, "deep_supervision": False},
+                 LIVER_3D),
 )
-"""The report's settings: 2D skin (ISIC RGB 192x192, 2 classes) and 3D MRI (1 channel, 96x96x64, 2 classes)."""
+"""The report's settings: 2D skin (ISIC RGB 192x192, 2 classes), 3D MRI (1 channel, 96x96x64, 2 classes) and 3D
+liver CT (DI2IN as deployed: one sigmoid output, deep-supervision branches dropped; 1 channel, 96x96x96)."""
 
 
 def _skip_costs(config: ReportConfig) -> list[tuple[int, int]]:
     """Per long skip: ``(C, parameters one more concatenated skip channel costs downstream)``."""
     kw, d = config.kwargs, config.spatial_dims
-    k = kw["kernel_size"]
+    k = kw.get("kernel_size", 3)
     if config.net_cls is SATUNet:  # first decoder conv: C_out = channels[i]
         return [(c, c * k**d) for c in kw["channels"][:-1]]
     if config.net_cls is SATVNet:  # first conv of the residual stage: C_out = 2 * channels[i]
         return [(c, 2 * c * k**d) for c in kw["channels"][:-1]]
+    if config.net_cls is SATDI2IN:  # one conv after the concatenation, C_out = channels[i] / 2
+        return [(c, c // 2 * k**d) for c in kw["channels"][:-1]]
     # FC-DenseNet: every layer of the decoder block (batch norm 2 + conv growth * k^d) and, last skip, the classifier
     g, layers, first = kw["growth_rate"], kw["layers_per_block"], kw["first_channels"]
     n = (len(layers) - 1) // 2
@@ -167,6 +174,13 @@ def describe(config: ReportConfig) -> str:
     if config.net_cls is SATFCDenseNet:
         return (f"growth {kw['growth_rate']}, layers per block {tuple(kw['layers_per_block'])}, first conv "
                 f"{kw['first_channels']}, k={kw['kernel_size']}, transposed conv 3, dropout 0.2")
+    if config.net_cls is SATDI2IN:
+        with torch.device("meta"):
+            full = SATDI2IN(config.spatial_dims, **{**kw, "deep_supervision": True})
+        extra = sum(p.numel() for p in full.branches.parameters())
+        return (f"channels {tuple(kw['channels'])}, two 3x3x3 convs per encoder level (stride-2 down), one per "
+                f"decoder level (C/2 wide, trilinear up), leaky ReLU, one output; the deep-supervision branches "
+                f"(+{extra:,} parameters, training only) are not counted, as at inference")
     if config.net_cls is SATVNet:
         return (f"channels {tuple(kw['channels'])} (decoder stages twice the skip width), k={kw['kernel_size']}, "
                 "convs per stage (1,2,3,3,3) down / (3,3,2,1) up, per-channel PReLU")
