@@ -5,13 +5,15 @@
 * :mod:`~satgate_monai.bundle.handlers`: gate sparsity / learning rate / attention-map TensorBoard handlers and a
   progress bar;
 * :mod:`~satgate_monai.bundle.resume`: resume training from the last completed epoch;
-* :mod:`~satgate_monai.bundle.evaluation`: per-case CSV and the paper's Table 1 summary.
+* :mod:`~satgate_monai.bundle.evaluation`: per-case CSV and the paper's Table 1 summary;
+* :mod:`~satgate_monai.bundle.crossval`: per-fold and pooled cross-validation summaries.
 
 Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_monai`` does not import this package.
 """
 
 from __future__ import annotations
 
+from satgate_monai.bundle.crossval import write_crossval
 from satgate_monai.bundle.data import DatasetNotFoundError, load_datalist, require_data, require_file
 from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, summarise
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
@@ -33,4 +35,5 @@ __all__ = [
     "require_file",
     "summarise",
     "unwrap",
+    "write_crossval",
 ]

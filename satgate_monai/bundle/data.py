@@ -52,14 +52,19 @@ def load_datalist(
     split: str = "training",
     task: str | None = None,
     keys: Sequence[str] = ("image", "label"),
+    fold: int | None = None,
 ) -> list[dict[str, Any]]:
     """Read one split of ``dataset_dir/datalist.json`` as absolute paths, failing loudly when there is no data.
+
+    With ``fold=f`` (a datalist written with ``--folds k``), ``"training"`` is every training/validation case whose
+    ``"fold"`` is not ``f`` and ``"validation"`` those whose fold is ``f``; ``"test"`` is unchanged.
 
     Args:
         dataset_dir: a ``data_prep`` output folder.
         split: ``"training"``, ``"validation"`` or ``"test"``.
         task: ``"liver" | "prostate" | "skin"``, only used to name the right commands in error messages.
         keys: the keys every item must have and that are returned (e.g. ``("image",)`` for inference).
+        fold: ``None`` (the datalist's own lists) or the cross-validation fold ``0..k-1``.
 
     Returns:
         ``[{"image": "/abs/images/c.nii.gz", "label": "/abs/labels/c.nii.gz"}, ...]`` restricted to ``keys``.
@@ -67,7 +72,8 @@ def load_datalist(
     Raises:
         DatasetNotFoundError: the folder or its ``datalist.json`` is missing, the split is absent or empty, or a
             listed file does not exist. The message names the commands that create the data.
-        ValueError: ``datalist.json`` is not valid JSON or an item lacks one of ``keys``.
+        ValueError: ``datalist.json`` is not valid JSON, an item lacks one of ``keys``, or ``fold`` is given for a
+            datalist without folds or is out of range.
     """
     root = Path(str(dataset_dir)).expanduser()
     hint = create_data_hint(dataset_dir, task)
@@ -83,6 +89,8 @@ def load_datalist(
     except json.JSONDecodeError as e:
         raise ValueError(f"{datalist_file} is not valid JSON: {e}") from e
     items = content.get(split) if isinstance(content, dict) else None
+    if fold is not None and split in ("training", "validation"):
+        items = _fold_items(content, datalist_file, int(fold), split)
     if not items:
         available = {k: len(v) for k, v in content.items() if isinstance(v, list)} if isinstance(content, dict) else {}
         raise DatasetNotFoundError(
@@ -103,8 +111,20 @@ def load_datalist(
                 )
             entry[k] = str(path)
         out.append(entry)
-    logger.info("%s: %d %s case(s)", datalist_file, len(out), split)
+    logger.info("%s: %d %s case(s)%s", datalist_file, len(out), split, "" if fold is None else f" (fold {fold})")
     return out
+
+
+def _fold_items(content: dict, datalist_file: Path, fold: int, split: str) -> list[dict[str, Any]]:
+    """The training (fold != ``fold``) or validation (fold == ``fold``) items of a k-fold datalist."""
+    k = content.get("folds")
+    if not isinstance(k, int) or k < 2:
+        raise ValueError(f"fold={fold} requested but {datalist_file} has no cross-validation folds: write it with "
+                         "`python -m data_prep import|prepare ... --folds K`")
+    if not 0 <= fold < k:
+        raise ValueError(f"fold must be in 0..{k - 1} for {datalist_file} ({k} folds), got {fold}")
+    pool = [it for key in ("training", "validation") for it in content.get(key) or []]
+    return [it for it in pool if isinstance(it, dict) and (it.get("fold") == fold) == (split == "validation")]
 
 
 def require_data(data: Sequence[Any] | Any, name: str = "dataset") -> int:
