@@ -48,14 +48,14 @@ def fold_metrics(eval_root: str | Path, split: str = "validation") -> dict[int, 
 def write_crossval(eval_root: str | Path, split: str = "validation") -> dict[str, Any]:
     """Summarise every fold's ``<split>`` evaluation under ``eval_root``; write the files above and return the dict.
 
-    Raises:
-        FileNotFoundError: no ``fold<f>/<split>_metrics.csv`` under ``eval_root``.
+    Returns ``{}`` (with a warning) when no ``fold<f>/<split>_metrics.csv`` is there (e.g. ``output_dir`` was moved
+    out of ``eval_root`` by an override).
     """
     root = Path(str(eval_root))
     folds = fold_metrics(root, split)
     if not folds:
-        raise FileNotFoundError(f"no fold<f>/{split}_metrics.csv under {root}: evaluate the folds first "
-                                "(configs/evaluate.json with --fold F --eval_split validation)")
+        logger.warning("no fold<f>/%s_metrics.csv under %s: no cross-validation summary written", split, root)
+        return {}
     per_fold = {f: summarise(rows, method=f"fold {f}") for f, rows in folds.items()}
     pooled = summarise([r for rows in folds.values() for r in rows], method=f"pooled ({len(folds)} folds)")
     mean_of_folds = {}

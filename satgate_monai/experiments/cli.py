@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gates", default="org,at,st,sat", help="comma list of org, at, st, sat")
     run.add_argument("--peers", default="", help=f"comma list of peer networks ({', '.join(PEERS)})")
     run.add_argument("--seeds", type=_seeds, default="3", help="number of seeds (0..N-1) or a list 0,5,7")
+    run.add_argument("--folds", action="store_true",
+                     help="replicate i trains on cross-validation fold i of a datalist written with --folds (seed i)")
     run.add_argument("--profile", choices=sorted(PROFILES), default="demo",
                      help="demo: short CPU training (skin: 20 epochs at 64x64; prostate/liver: 10 epochs); bundle: "
                           "the bundle's recipe unchanged (200 epochs, full size), for a GPU")
@@ -213,7 +215,8 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {**profile["overrides"], **dict(args.override)}
     level = logging.getLogger().getEffectiveLevel()
     task = BundleTask(bundle, args.data, device=args.device, epochs=epochs, overrides=overrides,
-                      dilation=args.dilation, quiet_level=level if level >= logging.WARNING else None)
+                      dilation=args.dilation, quiet_level=level if level >= logging.WARNING else None,
+                      use_folds=args.folds)
     bundle_def = task.bundle_network_def()
     cells = build_grid(bundle_def, networks, gates, args.seeds, peers)
     extra = dict(args.network_args)
