@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main", "parse_overrides"]
+__all__ = ["build_parser", "main", "parse_mirror_axes", "parse_overrides"]
 
 EPILOG = """\
 inputs: an image file (.nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd), a DICOM series folder, or a folder of cases (image files
@@ -21,6 +21,7 @@ outputs in --out, per case <case>:
   <case>_seg.nii.gz              integer labels on exactly the source image's grid (same shape and affine)
   <case>_seg.dcm                 DICOM-SEG referencing the source series (DICOM input, --format dicomseg)
   <case>_attention_<gate>.nii.gz each SAT/AT gate's attention map on the source grid (--save-attention)
+  <case>_probabilities.npz       float16 class probabilities on the source grid, argmax = label (--save-probabilities)
   report.csv                     per case: status (ok/skipped/failed), seconds, error, outputs, volume_ml_<label>
 Names are sanitised ([A-Za-z0-9._-]); existing outputs are kept unless --overwrite; files are written atomically.
 The bundle's own configs/inference.json runs (preprocessing, network, inferer, postprocessing without Invertd and
@@ -49,6 +50,23 @@ def parse_overrides(items: Sequence[str]) -> dict:
     return out
 
 
+def parse_mirror_axes(value: str | None) -> list[int] | None:
+    """``"all"`` -> ``[0, 1, 2]``, ``"none"`` -> ``[]``, ``"0,2"`` -> ``[0, 2]``, ``None`` -> ``None`` (the bundle's).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("all", "none", ""):
+        return [0, 1, 2] if v == "all" else []
+    try:
+        return [int(a) for a in v.split(",")]
+    except ValueError:
+        raise ValueError(f"--mirror-axes takes all, none or a list such as 0,1,2, got {value!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     p = argparse.ArgumentParser(
@@ -58,8 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True, help="bundle folder (configs/inference.json, models/model.pt)")
     p.add_argument("--input", required=True, help="image file, DICOM series folder, or folder of cases")
     p.add_argument("--out", required=True, help="output folder (created; must not lie inside the input)")
-    p.add_argument("--ckpt", default=None, help="checkpoint (default <bundle>/models/model.pt); flat state_dict or "
-                   "{'model': state_dict}; loaded with torch.load(weights_only=True)")
+    p.add_argument("--ckpt", nargs="+", default=None, metavar="FILE",
+                   help="checkpoint(s) (default <bundle>/models/model.pt); flat state_dict or {'model': state_dict}; "
+                   "loaded with torch.load(weights_only=True). Several files: an ensemble averaging their softmax "
+                   "probabilities, e.g. --ckpt models/fold0/model.pt models/fold1/model.pt")
+    p.add_argument("--mirror-axes", default=None, metavar="AXES",
+                   help="test-time mirroring: 'all' (0,1,2), a list such as 0,1, or 'none'; the probabilities of "
+                   "every flip combination are averaged (2**k passes). Default: the bundle's mirror_axes")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write <case>_probabilities.npz (float16 class probabilities on the source grid)")
     p.add_argument("--format", default="nifti,dicomseg",
                    help="comma-separated outputs: nifti, dicomseg (DICOM inputs only). Default: nifti,dicomseg")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N. Default: auto")
@@ -87,9 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
         opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
-                                name_from=args.name_from)
+                                name_from=args.name_from, save_probabilities=args.save_probabilities)
         runner = BundleRunner(args.bundle, device=args.device, ckpt=args.ckpt, overlap=args.overlap,
-                              overrides=parse_overrides(args.overrides))
+                              overrides=parse_overrides(args.overrides),
+                              mirror_axes=parse_mirror_axes(args.mirror_axes))
         reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -27,6 +27,7 @@ from satgate_monai.infer.cases import Case, find_cases, safe_output_path, saniti
 from satgate_monai.infer.dicomseg import write_dicom_seg
 from satgate_monai.infer.geometry import resample_to_source
 from satgate_monai.infer.nifti import write_nifti
+from satgate_monai.infer.probabilities import probabilities_on_source, write_probabilities
 from satgate_monai.infer.report import CaseReport, label_volumes_ml, write_report
 
 __all__ = ["FORMATS", "InferenceOptions", "run_case", "run_inference", "REPORT_NAME"]
@@ -46,12 +47,15 @@ class InferenceOptions:
         save_attention: write every ``sat``/``at`` gate's attention map (float32 NIfTI on the source grid).
         overwrite: replace existing outputs (otherwise such a case is ``skipped``).
         name_from: ``"path"`` or ``"patient"`` (see :func:`~satgate_monai.infer.cases.find_cases`).
+        save_probabilities: write ``<case>_probabilities.npz`` (float16, source grid); the label map is then their
+            argmax (see :mod:`~satgate_monai.infer.probabilities`).
     """
 
     formats: tuple[str, ...] = ("nifti", "dicomseg")
     save_attention: bool = False
     overwrite: bool = False
     name_from: str = "path"
+    save_probabilities: bool = False
 
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in FORMATS]
@@ -66,6 +70,8 @@ def _existing_outputs(case: Case, out_dir: Path, opts: InferenceOptions) -> list
     found = [out_dir / n for n in names if (out_dir / n).exists()]
     if opts.save_attention:
         found += sorted(out_dir.glob(f"{case.name}_attention_*.nii.gz"))
+    if opts.save_probabilities and (out_dir / f"{case.name}_probabilities.npz").exists():
+        found.append(out_dir / f"{case.name}_probabilities.npz")
     return found
 
 
@@ -98,9 +104,13 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
             tmp_image = Path(td) / "image.nii"
             sitk.WriteImage(image, str(tmp_image), useCompression=False)
             t_tmp = time.perf_counter()
-            net_out = runner.predict(tmp_image, save_attention=opts.save_attention)
+            net_out = runner.predict(tmp_image, save_attention=opts.save_attention,
+                                     save_probabilities=opts.save_probabilities)
         t_net = time.perf_counter()
-        label = resample_to_source(net_out.label, image, interpolation="nearest")
+        if net_out.probabilities:
+            probs, label = probabilities_on_source(net_out.probabilities, image, runner.label_steps)
+        else:
+            label = resample_to_source(net_out.label, image, interpolation="nearest")
         attention = {name: resample_to_source(sitk.Cast(m, sitk.sitkFloat32), image, interpolation="linear")
                      for name, m in net_out.attention.items()}
         t_back = time.perf_counter()
@@ -111,6 +121,9 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         if "dicomseg" in opts.formats and case.is_dicom:
             writes.append((safe_output_path(out, f"{case.name}_seg.dcm"), lambda p: write_dicom_seg(
                 label, case.path, p, runner.labels, algorithm_name=runner.name, algorithm_version=_version())))
+        if net_out.probabilities:
+            writes.append((safe_output_path(out, f"{case.name}_probabilities.npz"),
+                           lambda p: write_probabilities(probs, image, runner.labels, p)))
         for gate, amap in attention.items():
             writes.append((safe_output_path(out, f"{case.name}_attention_{sanitize_name(gate, 'gate')}.nii.gz"),
                            lambda p, amap=amap: write_nifti(amap, p)))
