@@ -6,7 +6,8 @@
   progress bar;
 * :mod:`~satgate_monai.bundle.resume`: resume training from the last completed epoch;
 * :mod:`~satgate_monai.bundle.evaluation`: per-case CSV and the paper's Table 1 summary;
-* :mod:`~satgate_monai.bundle.crossval`: per-fold and pooled cross-validation summaries.
+* :mod:`~satgate_monai.bundle.crossval`: per-fold and pooled cross-validation summaries;
+* :mod:`~satgate_monai.bundle.postprocess`: keep-largest-component / fill-holes chosen on validation data.
 
 Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_monai`` does not import this package.
 """
@@ -18,6 +19,7 @@ from satgate_monai.bundle.data import DatasetNotFoundError, load_datalist, requi
 from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, summarise
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
 from satgate_monai.bundle.metrics import case_metrics, confusion_counts
+from satgate_monai.bundle.postprocess import PostprocessingSelector, read_choice
 from satgate_monai.bundle.resume import ResumeHandler, unwrap
 
 __all__ = [
@@ -25,12 +27,14 @@ __all__ = [
     "CaseMetricsWriter",
     "DatasetNotFoundError",
     "GateStatsHandler",
+    "PostprocessingSelector",
     "ResumeHandler",
     "TrainProgressBar",
     "case_metrics",
     "confusion_counts",
     "format_table1",
     "load_datalist",
+    "read_choice",
     "require_data",
     "require_file",
     "summarise",

@@ -9,7 +9,9 @@ fold present so far and writes, atomically:
   cross-validated estimate nnU-Net reports: each case is scored by the model that did not train on it);
 * ``eval/crossval_<split>.json``: ``{"split", "folds": [f, ...], "per_fold": {f: summary}, "pooled": summary,
   "mean_of_folds": {"dice": {"mean", "std", "n"}, ...}}`` (``mean_of_folds``: mean and population std over the
-  folds' mean values).
+  folds' mean values);
+* on the validation split, ``eval/postprocessing.json``: the post-processing choice from the pooled per-case Dice
+  of every fold's ``validation_postprocessing.json`` (:mod:`~satgate_monai.bundle.postprocess`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from satgate_monai.bundle.atomic import atomic_write_text
 from satgate_monai.bundle.evaluation import TABLE_METRICS, format_table1, summarise
 from satgate_monai.bundle.metrics import mean_std
+from satgate_monai.bundle.postprocess import choose, write_choice
 
 __all__ = ["fold_metrics", "write_crossval"]
 
@@ -68,4 +71,14 @@ def write_crossval(eval_root: str | Path, split: str = "validation") -> dict[str
     atomic_write_text(root / f"crossval_{split}.md", table)
     atomic_write_text(root / f"crossval_{split}.json", json.dumps(doc, indent=2) + "\n")
     logger.info("cross-validation over folds %s (%s) written to %s\n%s", list(folds), split, root, table)
+    if split == "validation":
+        per_case = []
+        for f in folds:
+            pp = root / f"fold{f}" / f"{split}_postprocessing.json"
+            if pp.is_file():
+                per_case += json.loads(pp.read_text(encoding="utf-8")).get("per_case", [])
+        if per_case:
+            doc["postprocessing"] = choose(per_case)
+            write_choice(root / "postprocessing.json", doc["postprocessing"],
+                         source=f"pooled validation cases of folds {list(folds)}")
     return doc

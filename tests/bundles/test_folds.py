@@ -87,3 +87,8 @@ def test_two_fold_training_and_crossvalidated_evaluation(tmp_path):
     assert 0 <= cv["pooled"]["dice"]["mean"] <= 1
     table = (root / "eval" / "crossval_validation.md").read_text()
     assert "| fold 0 |" in table and "| fold 1 |" in table and "| pooled (2 folds) |" in table
+    # the post-processing choice is made on the pooled validation cases of both folds
+    choice = json.loads((root / "eval" / "postprocessing.json").read_text())
+    assert choice["n_cases"] == 4 and set(choice["mean_dice"]["1"]) == {"none", "keep_largest_component",
+                                                                        "fill_holes", "both"}
+    assert "folds [0, 1]" in choice["source"]
