@@ -194,6 +194,7 @@ class BundleRunner:
         parser["device"] = f"$torch.device('{self.device}')"
         if overrides:
             parser.update(dict(overrides))
+        self.overrides = dict(overrides or {})
         ckpts = [ckpt] if ckpt is None or isinstance(ckpt, (str, os.PathLike)) else list(ckpt)
         if ckpts[0] is not None:  # an explicit --ckpt list replaces the config's ensemble (one file: no ensemble)
             parser["checkpoints"] = [str(c) for c in ckpts] if len(ckpts) > 1 else []

@@ -22,7 +22,11 @@ outputs in --out, per case <case>:
   <case>_seg.dcm                 DICOM-SEG referencing the source series (DICOM input, --format dicomseg)
   <case>_attention_<gate>.nii.gz each SAT/AT gate's attention map on the source grid (--save-attention)
   <case>_probabilities.npz       float16 class probabilities on the source grid, argmax = label (--save-probabilities)
-  report.csv                     per case: status (ok/skipped/failed), seconds, error, outputs, volume_ml_<label>
+  <case>_stats.json              per label statistics (--stats json)
+  report.csv                     per case: status (ok/skipped/failed), seconds, error, outputs, volume_ml_<label>,
+                                 voxels/mean/std/min/max/components/bbox_min_mm/bbox_max_mm_<label>
+  run.json                       provenance: bundle and version, checkpoint sha256, command, overrides, device,
+                                 precision, package versions, per case the input files (or series UID) and digest
 Names are sanitised ([A-Za-z0-9._-]); existing outputs are kept unless --overwrite; files are written atomically.
 The bundle's own configs/inference.json runs (preprocessing, network, inferer, postprocessing without Invertd and
 SaveImaged); the label map returns to the source grid by one SimpleITK nearest-neighbour resampling.
@@ -90,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N. Default: auto")
     p.add_argument("--overlap", type=float, default=None,
                    help="sliding-window overlap in [0, 1), e.g. 0.5. Default: the bundle's value")
+    p.add_argument("--stats", choices=("json",), default=None,
+                   help="also write <case>_stats.json (per label: volume, voxels, intensity mean/std/min/max, "
+                   "components, bounding box in LPS mm); report.csv has them in any case")
     p.add_argument("--save-attention", action="store_true", help="also write every gate's attention map")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip such cases)")
     p.add_argument("--name-from", choices=("path", "patient"), default="path",
@@ -112,11 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
         opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
-                                name_from=args.name_from, save_probabilities=args.save_probabilities)
+                                name_from=args.name_from, save_probabilities=args.save_probabilities,
+                                stats=args.stats)
         runner = BundleRunner(args.bundle, device=args.device, ckpt=args.ckpt, overlap=args.overlap,
                               overrides=parse_overrides(args.overrides),
                               mirror_axes=parse_mirror_axes(args.mirror_axes))
-        reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress)
+        reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress,
+                                command=["python", "-m", "satgate_monai.infer",
+                                         *(sys.argv[1:] if argv is None else argv)])
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -28,13 +28,16 @@ from satgate_monai.infer.dicomseg import write_dicom_seg
 from satgate_monai.infer.geometry import resample_to_source
 from satgate_monai.infer.nifti import write_nifti
 from satgate_monai.infer.probabilities import probabilities_on_source, write_probabilities
+from satgate_monai.infer.provenance import RunLog, algorithm_identity, case_record, run_record
 from satgate_monai.infer.report import CaseReport, label_volumes_ml, write_report
+from satgate_monai.infer.statistics import label_statistics, report_columns, write_stats_json
 
-__all__ = ["FORMATS", "InferenceOptions", "run_case", "run_inference", "REPORT_NAME"]
+__all__ = ["FORMATS", "InferenceOptions", "run_case", "run_inference", "REPORT_NAME", "STATS_FORMATS"]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("nifti", "dicomseg")
+STATS_FORMATS = ("json",)
 REPORT_NAME = "report.csv"
 
 
@@ -49,6 +52,8 @@ class InferenceOptions:
         name_from: ``"path"`` or ``"patient"`` (see :func:`~satgate_monai.infer.cases.find_cases`).
         save_probabilities: write ``<case>_probabilities.npz`` (float16, source grid); the label map is then their
             argmax (see :mod:`~satgate_monai.infer.probabilities`).
+        stats: ``"json"``: also write ``<case>_stats.json`` (:mod:`~satgate_monai.infer.statistics`); ``None``: the
+            statistics go to ``report.csv`` only.
     """
 
     formats: tuple[str, ...] = ("nifti", "dicomseg")
@@ -56,11 +61,14 @@ class InferenceOptions:
     overwrite: bool = False
     name_from: str = "path"
     save_probabilities: bool = False
+    stats: str | None = None
 
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
             raise ValueError(f"unknown output format(s) {bad or self.formats}: choose from {', '.join(FORMATS)}")
+        if self.stats is not None and self.stats not in STATS_FORMATS:
+            raise ValueError(f"unknown statistics format {self.stats!r}: choose from {', '.join(STATS_FORMATS)}")
 
 
 def _existing_outputs(case: Case, out_dir: Path, opts: InferenceOptions) -> list[Path]:
@@ -72,6 +80,8 @@ def _existing_outputs(case: Case, out_dir: Path, opts: InferenceOptions) -> list
         found += sorted(out_dir.glob(f"{case.name}_attention_*.nii.gz"))
     if opts.save_probabilities and (out_dir / f"{case.name}_probabilities.npz").exists():
         found.append(out_dir / f"{case.name}_probabilities.npz")
+    if opts.stats == "json" and (out_dir / f"{case.name}_stats.json").exists():
+        found.append(out_dir / f"{case.name}_stats.json")
     return found
 
 
@@ -115,15 +125,21 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
                      for name, m in net_out.attention.items()}
         t_back = time.perf_counter()
         report.volumes_ml = label_volumes_ml(label, runner.labels)
+        stats = label_statistics(label, image, runner.labels)
+        report.extra = report_columns(stats)
         writes: list[tuple[Path, Callable[[Path], object]]] = []
+        ident = algorithm_identity(runner)
         if "nifti" in opts.formats:
             writes.append((safe_output_path(out, f"{case.name}_seg.nii.gz"), lambda p: write_nifti(label, p)))
         if "dicomseg" in opts.formats and case.is_dicom:
             writes.append((safe_output_path(out, f"{case.name}_seg.dcm"), lambda p: write_dicom_seg(
-                label, case.path, p, runner.labels, algorithm_name=runner.name, algorithm_version=_version())))
+                label, case.path, p, runner.labels, algorithm_name=ident[0], algorithm_version=ident[1])))
         if net_out.probabilities:
             writes.append((safe_output_path(out, f"{case.name}_probabilities.npz"),
                            lambda p: write_probabilities(probs, image, runner.labels, p)))
+        if opts.stats == "json":
+            writes.append((safe_output_path(out, f"{case.name}_stats.json"),
+                           lambda p: write_stats_json(stats, p, case=case.name, image=image)))
         for gate, amap in attention.items():
             writes.append((safe_output_path(out, f"{case.name}_attention_{sanitize_name(gate, 'gate')}.nii.gz"),
                            lambda p, amap=amap: write_nifti(amap, p)))
@@ -140,19 +156,15 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         report.status = "failed"
         report.error = f"{type(e).__name__}: {e}"
         report.volumes_ml = {}
+        report.extra = {}
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _version() -> str:
-    from satgate_monai import __version__
-
-    return f"satgate-monai {__version__}"
-
-
 def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: str | os.PathLike,
-                  opts: InferenceOptions | None = None, *, progress: bool = True) -> list[CaseReport]:
-    """Run every case under ``input_path`` and write outputs and ``report.csv`` into ``out_dir``.
+                  opts: InferenceOptions | None = None, *, progress: bool = True,
+                  command: Sequence[str] | None = None) -> list[CaseReport]:
+    """Run every case under ``input_path`` and write outputs, ``report.csv`` and ``run.json`` into ``out_dir``.
 
     Args:
         runner: the loaded bundle.
@@ -160,6 +172,7 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
         out_dir: output folder (created); must not lie inside the input.
         opts: formats, attention, overwrite, naming.
         progress: show a tqdm progress bar over cases (stderr).
+        command: the command line recorded in ``run.json`` (default ``sys.argv``).
 
     Returns:
         One report per case (``report.csv`` is updated after every case).
@@ -173,6 +186,10 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
     cases: Sequence[Case] = find_cases(input_path, name_from=opts.name_from)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
+    options = {"formats": list(opts.formats), "save_attention": opts.save_attention, "overwrite": opts.overwrite,
+               "name_from": opts.name_from, "save_probabilities": opts.save_probabilities, "stats": opts.stats,
+               "overlap": getattr(runner.inferer, "overlap", None), "input": str(input_path), "out": str(out)}
+    runlog = RunLog(out, run_record(runner, command=command, options=options))
     reports: list[CaseReport] = []
     bar = tqdm(cases, desc=f"{runner.name}", unit="case", disable=not progress, dynamic_ncols=True)
     for case in bar:
@@ -182,4 +199,10 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
             logger.error("case %s failed: %s", case.name, r.error)
         reports.append(r)
         write_report(out / REPORT_NAME, [r])
+        if r.status != "skipped" or case.name not in runlog.cases:
+            try:
+                info = case_record(case.path, case.is_dicom)
+            except OSError as e:
+                info = {"input": str(case.path), "digest_error": f"{type(e).__name__}: {e}"}
+            runlog.add(case.name, {**info, "status": r.status, "outputs": r.outputs, "error": r.error})
     return reports

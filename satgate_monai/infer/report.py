@@ -1,7 +1,8 @@
 """``report.csv`` of the inference CLI: one row per case, merged with the rows of earlier runs.
 
 Columns: ``case, input, status, seconds, error, outputs`` then ``volume_ml_<label>`` for every label the bundle
-names. ``status`` is ``ok`` (written in this run), ``skipped`` (outputs exist and ``--overwrite`` was not given) or
+names, then the per-label statistics of :mod:`~satgate_monai.infer.statistics` (``voxels_<label>``, ``mean_<label>``,
+...). ``status`` is ``ok`` (written in this run), ``skipped`` (outputs exist and ``--overwrite`` was not given) or
 ``failed`` (``error`` says why; nothing was written for that case). Volumes are counted on the source grid
 (voxel count x voxel volume / 1000). Rows of cases not processed in this run are kept from the previous report.
 """
@@ -37,6 +38,7 @@ class CaseReport:
     error: str = ""
     outputs: list[str] = field(default_factory=list)
     volumes_ml: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -47,6 +49,7 @@ class CaseReport:
         d = {"case": self.case, "input": self.input, "status": self.status, "seconds": f"{self.seconds:.3f}",
              "error": " ".join(self.error.split()), "outputs": ";".join(self.outputs)}
         d.update({f"volume_ml_{k}": f"{v:.3f}" for k, v in self.volumes_ml.items()})
+        d.update(self.extra)
         return d
 
 
