@@ -101,3 +101,43 @@ def test_bundle_run_and_cli_apply_the_chosen_postprocessing(tmp_path):
                                                                       "fill_holes": []}))
     for m in (bundle_mask(tmp_path / "b1"), cli_mask(tmp_path / "c1")):
         np.testing.assert_array_equal(m, big)
+
+
+_LABEL_SCRIPT = """
+import json, sys
+import torch
+from monai.bundle import ConfigParser
+from satgate_monai.label.app.infer import SATBundleInferTask
+bundle = sys.argv[1]
+p = ConfigParser()
+p.read_config(bundle + "/configs/inference.json")
+torch.save(p.get_parsed_content("network_def").state_dict(), bundle + "/models/model.pt")
+print(json.dumps([type(t).__name__ for t in SATBundleInferTask(bundle, {}).post_transforms({})]))
+"""
+
+
+@pytest.mark.slow
+def test_monai_label_runs_the_chosen_postprocessing(tmp_path):
+    """MONAI Label's bundle infer task takes the same transforms from the same config and choice file."""
+    import subprocess
+
+    from tests.bundles.helpers import python_env
+    from tests.label.test_monailabel_server import _label_python
+
+    python = _label_python()
+    bundle = tmp_path / "liver_ct_sat"
+    shutil.copytree(BUNDLE_DIR / "liver_ct_sat", bundle, ignore=shutil.ignore_patterns("models", "eval"))
+    (bundle / "models").mkdir()
+
+    def names() -> list[str]:
+        proc = subprocess.run([str(python), "-c", _LABEL_SCRIPT, str(bundle)], capture_output=True, text=True,
+                              env=python_env(), timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert "KeepLargestConnectedComponentd" not in names()
+    (bundle / "eval").mkdir()
+    (bundle / "eval" / "postprocessing.json").write_text(json.dumps({"keep_largest_component": [1],
+                                                                      "fill_holes": [1]}))
+    steps = names()
+    assert steps.index("Invertd") < steps.index("KeepLargestConnectedComponentd") < steps.index("FillHolesd")
