@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = [(f"fold {f} only", [ckpts[f]], [], off) for f in range(args.folds)]
     steps += [(f"ensemble of {args.folds} folds", ckpts, [], off),
               ("ensemble + mirroring (x, y, z)", ckpts, all_axes, off),
-              (f"ensemble + mirroring + chosen post-processing ({choice['chosen_variant']})", ckpts, all_axes,
+              ("ensemble + mirroring + chosen post-processing ("
+               + ", ".join(f"label {k}: {v}" for k, v in choice["chosen_variant"].items()) + ")", ckpts, all_axes,
                {"postprocessing_file": str(choice_file)}),
               ("ensemble + mirroring + keep-largest forced", ckpts, all_axes, {"postprocessing_file": str(forced)})]
     rows = []
