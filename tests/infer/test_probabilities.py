@@ -94,3 +94,35 @@ def test_saved_probabilities_argmax_equals_the_saved_label(liver_bundle, ct_file
     np.testing.assert_allclose(npz["spacing"], src.GetSpacing())
     np.testing.assert_allclose(npz["origin"], src.GetOrigin())
     np.testing.assert_allclose(nib.load(out / "ct_seg.nii.gz").affine, nib.load(ct_file).affine, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_bundle_run_with_the_same_ensemble_agrees_with_the_cli(liver_bundle, ct_file, tmp_path):
+    """``monai.bundle run`` with ``checkpoints`` and ``mirror_axes`` (Invertd bilinear + argmax) against the CLI's
+    ``--save-probabilities`` route (linear resampling + argmax) with the same two checkpoints and mirroring."""
+    from monai.bundle import run as bundle_run
+
+    ckpts = []
+    for level in (0.3, 0.33):
+        ckpts.append(tmp_path / f"level{level}.pt")
+        torch.save({"model": {"level": torch.tensor(level)}}, ckpts[-1])
+    bundle_run(config_file=str(liver_bundle / "configs" / "inference.json"),
+               meta_file=str(liver_bundle / "configs" / "metadata.json"), bundle_root=str(tmp_path / "b"),
+               device="cpu", num_workers=0, checkpoints=[str(c) for c in ckpts], mirror_axes=[0],
+               output_dir=str(tmp_path / "bundle_out"), network_def={"_target_": "tests.infer.helpers.ThresholdNet"},
+               roi_size=[32, 32, 32], **{"dataset#data": [{"image": str(ct_file)}]})
+    assert main(["--bundle", str(liver_bundle), "--input", str(ct_file), "--out", str(tmp_path / "cli_out"),
+                 "--device", "cpu", "--no-progress", "--ckpt", *map(str, ckpts), "--mirror-axes", "0",
+                 "--save-probabilities", *set_args(THRESHOLD_OVERRIDES)]) == 0
+    a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "bundle_out" / "ct_seg.nii.gz")))
+    b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "cli_out" / "ct_seg.nii.gz")))
+    assert a.shape == b.shape and 0.05 < b.mean() < 0.95
+    assert (a == b).mean() > 0.995
+    # the ensemble really ran in the bundle: a single checkpoint gives another mask
+    bundle_run(config_file=str(liver_bundle / "configs" / "inference.json"),
+               meta_file=str(liver_bundle / "configs" / "metadata.json"), bundle_root=str(tmp_path / "b"),
+               device="cpu", num_workers=0, ckpt_path=str(ckpts[1]), output_dir=str(tmp_path / "single"),
+               network_def={"_target_": "tests.infer.helpers.ThresholdNet"}, roi_size=[32, 32, 32],
+               **{"dataset#data": [{"image": str(ct_file)}]})
+    single = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "single" / "ct_seg.nii.gz")))
+    assert (single != a).sum() > 10 * (a != b).sum()
