@@ -8,6 +8,11 @@ relative paths::
      "spacing": [2.0, 2.0, 2.0], "tensorImageSize": "3D", "numTraining": 7, "numValidation": 2, "numTest": 1,
      "seed": 0, "training": [{"image": "images/case1.nii.gz", "label": "labels/case1.nii.gz"}, ...],
      "validation": [...], "test": [...]}
+
+With ``folds=k`` (``--folds k``), the test list is held out as before and the other labelled cases are dealt into
+``k`` seeded folds (:mod:`data_prep.folds`): every training/validation entry gets ``"fold": i``, the top level gets
+``"folds": k``, and ``training``/``validation`` hold folds ``!= 0`` / ``== 0`` (so a reader that ignores folds sees
+fold 0's split).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from data_prep.atomic import atomic_write_text
+from data_prep.folds import assign_folds
 
 __all__ = ["split_cases", "write_datalist", "DEFAULT_FRACTIONS", "SPLIT_KEYS"]
 
@@ -86,6 +92,7 @@ def write_datalist(
     tensor_image_size: str = "3D",
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     filename: str = "datalist.json",
+    folds: int | None = None,
 ) -> Path:
     """Write ``OUT/datalist.json`` (atomically) and return its path.
 
@@ -103,6 +110,8 @@ def write_datalist(
         tensor_image_size: ``"3D"`` or ``"2D"``.
         fractions: (training, validation, test) fractions.
         filename: file name inside ``out_dir``.
+        folds: ``None`` (one training/validation split) or ``k >= 2``: seeded k-fold assignment of the
+            training+validation cases (see the module docstring); same ``seed``.
 
     Returns:
         The written path.
@@ -128,6 +137,12 @@ def write_datalist(
     split = split_cases(labelled, seed, fractions)
     lists = {k: [by_image[i] for i in split[k]] for k in SPLIT_KEYS}
     lists["test"] = sorted(lists["test"] + [by_image[i] for i in unlabelled], key=lambda c: c["image"])
+    if folds is not None:
+        pool = [c for k in ("training", "validation") for c in lists[k]]
+        fold_of = assign_folds([c["image"] for c in pool], folds, seed)
+        pool = [{**c, "fold": fold_of[c["image"]]} for c in sorted(pool, key=lambda c: c["image"])]
+        lists["training"] = [c for c in pool if c["fold"] != 0]
+        lists["validation"] = [c for c in pool if c["fold"] == 0]
     if spacing is None:
         spacing_list = None
     elif isinstance(spacing, (int, float)):
@@ -147,6 +162,7 @@ def write_datalist(
         "numTest": len(lists["test"]),
         "seed": seed,
         "fractions": [float(f) for f in fractions],
+        **({"folds": int(folds)} if folds is not None else {}),
         "training": lists["training"],
         "validation": lists["validation"],
         "test": lists["test"],

@@ -41,6 +41,7 @@ import SimpleITK as sitk
 
 from data_prep.atomic import check_output_not_inside_input, remove_stale_temporaries
 from data_prep.datalist import write_datalist
+from data_prep.folds import check_folds
 from data_prep.progress import case_progress
 from data_prep.readers import read_image
 from data_prep.report import CaseResult, finish_run, format_tuple, read_report
@@ -304,6 +305,7 @@ def prepare_cases(
     interpolation: str = "linear",
     compression_level: int = DEFAULT_COMPRESSION_LEVEL,
     seed: int = 0,
+    folds: int | None = None,
     labels: Mapping[str, str] | None = None,
     modality: Mapping[str, str] | None = None,
     name: str = "",
@@ -323,6 +325,7 @@ def prepare_cases(
         interpolation: image interpolation, ``"linear"`` or ``"bspline"``; labels always nearest neighbour.
         compression_level: gzip level 0-9 of the ``.nii.gz`` outputs (default 1: fast, a few % larger than 6).
         seed: train/validation/test split seed.
+        folds: ``None`` (one split) or ``k >= 2`` seeded cross-validation folds in the datalist.
         labels: label value -> name for the datalist (default: ``background``, ``label1``... from the data).
         modality: channel -> modality for the datalist (default ``{"0": "unknown"}``...).
         name: dataset name in the datalist.
@@ -350,6 +353,8 @@ def prepare_cases(
         raise ValueError(f"compression_level must be an integer 0-9, got {compression_level!r}")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if folds is not None:
+        check_folds(folds, len(cases))
     out = Path(out_dir)
     protect = list(inputs) if inputs is not None else [p for c in cases for p in (c.image, c.label) if p is not None]
     check_output_not_inside_input(out, protect, protected_subdirs=("images", "labels"))
@@ -406,6 +411,7 @@ def prepare_cases(
             modality=modality or {str(c): "unknown" for c in range(n_channels)},
             spacing=float(spacing),
             tensor_image_size=f"{dims.pop()}D",
+            folds=folds,
         )
     return finish_run(out, rows, "prepared")
 

@@ -38,7 +38,8 @@ OUTPUTS (--out DIR)
   linear or B-spline, labels nearest; geometry validated and kept), as `python -m data_prep prepare`.
   isic2017: DIR/images/<id>.png (RGB uint8), DIR/labels/<id>.png (uint8 0/1).
   Both: DIR/datalist.json (MONAI decathlon style, seeded 70/15/15 train/validation/test split, paths relative to
-  DIR, label names as above) and DIR/report.csv (one row per case: status ok|failed|skipped, source size/spacing,
+  DIR, label names as above; with --folds K every training/validation entry also carries its seeded "fold") and
+  DIR/report.csv (one row per case: status ok|failed|skipped, source size/spacing,
   output size, seconds, error).
 
 ROBUSTNESS
@@ -62,6 +63,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--workers", type=int, default=1, metavar="N", help="parallel worker processes (default 1)")
     p.add_argument("--overwrite", action="store_true", help="redo cases whose outputs already exist")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split (default 0)")
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="also deal the training/validation cases into K seeded cross-validation folds (e.g. 5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g3 = p.add_argument_group("3D datasets (msd-liver, msd-prostate, lits)")
     g3.add_argument("--spacing", type=float, default=None, metavar="MM",
@@ -102,6 +105,8 @@ def _options(args: argparse.Namespace) -> dict:
     }
     kw: dict = {"workers": args.workers, "overwrite": args.overwrite, "seed": args.seed,
                 "progress": not args.no_progress}
+    if args.folds is not None:
+        kw["folds"] = args.folds
     for key, ok in applies.items():
         value = getattr(args, key)
         if value is None or value is False:

@@ -33,7 +33,8 @@ OUTPUTS (--out DIR)
   DIR/labels/<case>.nii.gz   label on exactly the image's output grid, nearest neighbour (never fractional).
   DIR/datalist.json          MONAI decathlon style: name, description, labels, modality, spacing, numTraining,
                              training/validation/test lists (seeded split 70/15/15, at least one case in each when
-                             there are 3 or more labelled cases); paths relative to DIR, so
+                             there are 3 or more labelled cases; --folds K adds a seeded "fold" 0..K-1 to every
+                             training/validation entry and "folds": K); paths relative to DIR, so
                              monai.data.load_decathlon_datalist(DIR/datalist.json, base_dir=DIR) resolves them.
   DIR/report.csv             per case: case, status (ok|failed|skipped), source_spacing, source_size,
                              source_orientation, output_size, seconds, error.
@@ -96,6 +97,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--compression-level", type=int, default=DEFAULT_COMPRESSION_LEVEL, choices=range(10),
                    metavar="{0..9}", help=f"gzip level of the .nii.gz outputs (default {DEFAULT_COMPRESSION_LEVEL})")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split (default 0)")
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="also deal the training/validation cases into K seeded cross-validation folds (e.g. 5)")
     p.add_argument("--name", default="", help="dataset name written to datalist.json")
     p.add_argument("--description", default="", help="dataset description written to datalist.json")
     p.add_argument("--modality", default=None, metavar="NAME",
@@ -178,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
             interpolation=args.interpolation,
             compression_level=args.compression_level,
             seed=args.seed,
+            folds=args.folds,
             modality=modality,
             name=args.name,
             description=args.description,

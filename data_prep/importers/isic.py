@@ -37,6 +37,7 @@ import numpy as np
 
 from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
 from data_prep.datalist import write_datalist
+from data_prep.folds import check_folds
 from data_prep.importers.common import LayoutError, check_source, describe, is_phantom_source
 from data_prep.progress import case_progress
 from data_prep.report import CaseResult, finish_run, format_tuple, read_report
@@ -205,6 +206,7 @@ def import_isic2017(
     workers: int = 1,
     overwrite: bool = False,
     seed: int = 0,
+    folds: int | None = None,
     progress: bool = True,
 ) -> int:
     """Import ISIC 2017 Part 1 from ``src`` into ``out``; return the exit code (1 if any case failed, else 0).
@@ -217,6 +219,7 @@ def import_isic2017(
         workers: worker processes.
         overwrite: redo cases whose outputs exist.
         seed: train/validation/test split seed.
+        folds: ``None`` (one split) or ``k >= 2`` seeded cross-validation folds in the datalist.
         progress: tqdm progress bar on stderr.
 
     Raises:
@@ -230,6 +233,8 @@ def import_isic2017(
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     cases = find_isic2017(src)
+    if folds is not None:
+        check_folds(folds, len(cases))
     out_p = Path(out)
     check_output_not_inside_input(out_p, [src], protected_subdirs=("images", "labels"))
     for sub in ("images", "labels"):
@@ -269,6 +274,7 @@ def import_isic2017(
             modality={"0": "R", "1": "G", "2": "B"},
             spacing=None,
             tensor_image_size="2D",
+            folds=folds,
         )
     return finish_run(out_p, rows, "imported ISIC 2017")
 

@@ -9,18 +9,22 @@
 * :mod:`~satgate_monai.bundle.transforms`: ``ValidateImaged``, data_prep's input validation as a loading step;
 * :mod:`~satgate_monai.bundle.errors`: one-line errors for ``python -m monai.bundle run`` (installed on import).
 * :mod:`~satgate_monai.bundle.deep_supervision`: the training ids of a network with deep-supervision outputs.
+* :mod:`~satgate_monai.bundle.crossval`: per-fold and pooled cross-validation summaries;
+* :mod:`~satgate_monai.bundle.postprocess`: keep-largest-component / fill-holes chosen on validation data.
 
 Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_monai`` does not import this package.
 """
 
 from __future__ import annotations
 
+from satgate_monai.bundle.crossval import write_crossval
 from satgate_monai.bundle.data import DatasetNotFoundError, load_datalist, require_data, require_file
 from satgate_monai.bundle.deep_supervision import DEEP_SUPERVISION_OVERRIDES, first_output
 from satgate_monai.bundle.errors import install_excepthook
 from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, summarise
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
 from satgate_monai.bundle.metrics import case_metrics, confusion_counts
+from satgate_monai.bundle.postprocess import PostprocessingSelector, read_choice
 from satgate_monai.bundle.resume import ResumeHandler, unwrap
 from satgate_monai.bundle.transforms import ValidateImaged, declared_labels
 
@@ -33,6 +37,7 @@ __all__ = [
     "CaseMetricsWriter",
     "DatasetNotFoundError",
     "GateStatsHandler",
+    "PostprocessingSelector",
     "ResumeHandler",
     "TrainProgressBar",
     "ValidateImaged",
@@ -41,8 +46,10 @@ __all__ = [
     "declared_labels",
     "format_table1",
     "load_datalist",
+    "read_choice",
     "require_data",
     "require_file",
     "summarise",
     "unwrap",
+    "write_crossval",
 ]

@@ -59,8 +59,12 @@ def load_datalist(
     task: str | None = None,
     keys: Sequence[str] = ("image", "label"),
     spacing: Sequence[float] | None = None,
+    fold: int | None = None,
 ) -> list[dict[str, Any]]:
     """Read one split of ``dataset_dir/datalist.json`` as absolute paths, failing loudly when there is no data.
+
+    With ``fold=f`` (a datalist written with ``--folds k``), ``"training"`` is every training/validation case whose
+    ``"fold"`` is not ``f`` and ``"validation"`` those whose fold is ``f``; ``"test"`` is unchanged.
 
     Args:
         dataset_dir: a ``data_prep`` output folder.
@@ -69,6 +73,7 @@ def load_datalist(
         keys: the keys every item must have and that are returned (e.g. ``("image",)`` for inference).
         spacing: the bundle's voxel size in mm (its ``pixdim``); the ``spacing`` that ``datalist.json`` records (when
             it records one) must match it.
+        fold: ``None`` (the datalist's own lists) or the cross-validation fold ``0..k-1``.
 
     Returns:
         ``[{"image": "/abs/images/c.nii.gz", "label": "/abs/labels/c.nii.gz"}, ...]`` restricted to ``keys``.
@@ -76,8 +81,8 @@ def load_datalist(
     Raises:
         DatasetNotFoundError: the folder or its ``datalist.json`` is missing, the split is absent or empty, or a
             listed file does not exist. The message names the commands that create the data.
-        ValueError: ``datalist.json`` is not valid JSON, an item lacks one of ``keys``, or the data was prepared at
-            another spacing than ``spacing``.
+        ValueError: ``datalist.json`` is not valid JSON, an item lacks one of ``keys``, the data was prepared at
+            another spacing than ``spacing``, or ``fold`` is given for a datalist without folds or is out of range.
     """
     root = Path(str(dataset_dir)).expanduser()
     hint = create_data_hint(dataset_dir, task)
@@ -95,6 +100,8 @@ def load_datalist(
     if spacing is not None and isinstance(content, dict):
         check_spacing(content.get("spacing"), spacing, datalist_file)
     items = content.get(split) if isinstance(content, dict) else None
+    if fold is not None and split in ("training", "validation"):
+        items = _fold_items(content, datalist_file, int(fold), split)
     if not items:
         available = {k: len(v) for k, v in content.items() if isinstance(v, list)} if isinstance(content, dict) else {}
         raise DatasetNotFoundError(
@@ -115,7 +122,7 @@ def load_datalist(
                 )
             entry[k] = str(path)
         out.append(entry)
-    logger.info("%s: %d %s case(s)", datalist_file, len(out), split)
+    logger.info("%s: %d %s case(s)%s", datalist_file, len(out), split, "" if fold is None else f" (fold {fold})")
     return out
 
 
@@ -136,6 +143,18 @@ def check_spacing(recorded: Sequence[float] | float | None, pixdim: Sequence[flo
             f"{datalist_file} records spacing {recorded} mm but the bundle's pixdim is {want.tolist()} mm: prepare "
             "the data again with data_prep --spacing at the bundle's pixdim, or override the bundle's pixdim"
         )
+
+
+def _fold_items(content: dict, datalist_file: Path, fold: int, split: str) -> list[dict[str, Any]]:
+    """The training (fold != ``fold``) or validation (fold == ``fold``) items of a k-fold datalist."""
+    k = content.get("folds")
+    if not isinstance(k, int) or k < 2:
+        raise ValueError(f"fold={fold} requested but {datalist_file} has no cross-validation folds: write it with "
+                         "`python -m data_prep import|prepare ... --folds K`")
+    if not 0 <= fold < k:
+        raise ValueError(f"fold must be in 0..{k - 1} for {datalist_file} ({k} folds), got {fold}")
+    pool = [it for key in ("training", "validation") for it in content.get(key) or []]
+    return [it for it in pool if isinstance(it, dict) and (it.get("fold") == fold) == (split == "validation")]
 
 
 def require_data(data: Sequence[Any] | Any, name: str = "dataset") -> int:

@@ -165,12 +165,15 @@ class BundleTask:
         figure_cases: how many test cases to keep images/maps of, for the figures.
         quiet_level: if set, every logger outside this package is raised to at least this level once a bundle
             workflow is built (the bundles log each epoch at INFO; the grid's progress bar stays readable).
+        use_folds: replicate ``i`` trains on cross-validation fold ``i`` (``--fold i``, seed ``i``) of a datalist
+            written with ``--folds`` instead of repeating one split with another seed.
     """
 
     def __init__(self, bundle_dir: str | Path, data_dir: str | Path, device: str = "cpu", epochs: int | None = None,
                  overrides: dict[str, Any] | None = None, dilation: float = 5.0, figure_cases: int = 2,
-                 quiet_level: int | None = None) -> None:
+                 quiet_level: int | None = None, use_folds: bool = False) -> None:
         self.quiet_level = quiet_level
+        self.use_folds = bool(use_folds)
         self.bundle_dir = Path(bundle_dir).resolve()
         self.data_dir = Path(data_dir).resolve()
         self.device = str(device)
@@ -227,7 +230,8 @@ class BundleTask:
         for f in (self.train_config, self.eval_config, self.data_dir / "datalist.json"):
             digest.update(f.read_bytes())
         return {"bundle": str(self.bundle_dir), "data": str(self.data_dir), "epochs": self.epochs,
-                "overrides": self.overrides, "dilation": self.dilation, "configs_sha256": digest.hexdigest()[:16]}
+                "overrides": self.overrides, "dilation": self.dilation, "configs_sha256": digest.hexdigest()[:16],
+                **({"folds": True} if self.use_folds else {})}
 
     def cell_overrides(self, cell: Cell, cell_dir: Path) -> dict[str, Any]:
         out = self.common_overrides()
@@ -240,6 +244,8 @@ class BundleTask:
         })
         if returns_deep_supervision(cell.network_def):  # e.g. SATDI2IN: its side outputs train through the loss
             out.update(DEEP_SUPERVISION_OVERRIDES)
+        if self.use_folds:
+            out["fold"] = int(cell.seed)
         return out
 
     def _workflow(self, config_files: Sequence[Path], overrides: dict[str, Any], workflow_type: str | None):
@@ -294,7 +300,8 @@ class BundleTask:
         self._quiet()
         wf.run()
         wf.finalize()
-        cases = read_case_csv(cell_dir / "eval" / EVAL_CSV)
+        split = str(self.overrides.get("eval_split", "test"))
+        cases = read_case_csv(cell_dir / "eval" / (f"{split}_{EVAL_CSV}" if self.use_folds else EVAL_CSV))
         net = wf.parser.get_parsed_content("network")
         net.eval()
         info = describe_network(net)

@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=_threads, default=None,
                      help="torch threads per training process (default: 1, the fastest on a CPU; with --jobs, one "
                           "process per core with one thread each)")
+    run.add_argument("--folds", action="store_true",
+                     help="replicate i trains on cross-validation fold i of a datalist written with --folds (seed i)")
     run.add_argument("--profile", choices=sorted(PROFILES), default="demo",
                      help="demo: short CPU training (skin: 20 epochs at 64x64; prostate/liver: 10 epochs, U-Net "
                           "8-16-32-64 on 32^3 patches); bundle: the bundle's recipe unchanged (200 epochs, full size), "
@@ -276,7 +278,8 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {**profile["overrides"], **dict(args.override)}
     level = logging.getLogger().getEffectiveLevel()
     task = BundleTask(bundle, args.data, device=args.device, epochs=epochs, overrides=overrides,
-                      dilation=args.dilation, quiet_level=level if level >= logging.WARNING else None)
+                      dilation=args.dilation, quiet_level=level if level >= logging.WARNING else None,
+                      use_folds=args.folds)
     bundle_def = task.bundle_network_def()
     cells = build_grid(bundle_def, networks, gates, args.seeds, peers, args.selection_args)
     extra = dict(args.network_args)

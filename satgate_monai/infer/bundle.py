@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ from monai.transforms import Compose, Invertd, SaveImage, SaveImaged
 from torch import nn
 
 from satgate_monai.infer.checkpoint import load_weights
+from satgate_monai.infer.ensemble import EnsembleInferer, ensemble_from_config
 from satgate_monai.infer.geometry import array_to_sitk
+from satgate_monai.infer.probabilities import label_steps, probability_images, run_postprocessing
 from satgate_monai.networks.inspection import attention_maps, gate_modules
 
 __all__ = [
@@ -139,11 +141,13 @@ class NetworkOutput:
         label: integer label map with the network-space geometry (SimpleITK, LPS).
         attention: gate name -> attention map (float32) on the network input grid, when requested.
         network_shape: spatial shape of the network input ``(X, Y, Z)``.
+        probabilities: one float32 image per class (network space), when requested.
     """
 
     label: sitk.Image
     attention: dict[str, sitk.Image] = field(default_factory=dict)
     network_shape: tuple[int, ...] = ()
+    probabilities: list[sitk.Image] = field(default_factory=list)
 
 
 class BundleRunner:
@@ -152,7 +156,10 @@ class BundleRunner:
     Args:
         bundle_dir: the bundle folder (``configs/inference.json``, ``configs/metadata.json``, ``models/model.pt``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`torch.device`.
-        ckpt: checkpoint file; defaults to ``<bundle>/models/model.pt``. Loaded with ``weights_only=True``.
+        ckpt: checkpoint file, or several (an ensemble averaging their softmax probabilities, see
+            :mod:`~satgate_monai.infer.ensemble`); defaults to the config's ``checkpoints`` or
+            ``<bundle>/models/model.pt``. Loaded with ``weights_only=True``.
+        mirror_axes: test-time mirroring axes (``[]`` off); ``None`` keeps the config's ``mirror_axes``.
         overlap: sliding-window overlap in ``[0, 1)``; ``None`` keeps the bundle's value.
         overrides: config overrides ``{"network_def#channels": [8, 16], ...}`` applied after reading the config.
         config: config name under ``configs/`` (default ``"inference"``).
@@ -166,8 +173,9 @@ class BundleRunner:
     REQUIRED_IDS = ("preprocessing", "inferer")
 
     def __init__(self, bundle_dir: str | os.PathLike, *, device: str | torch.device = "auto",
-                 ckpt: str | os.PathLike | None = None, overlap: float | None = None,
-                 overrides: Mapping[str, Any] | None = None, config: str = "inference") -> None:
+                 ckpt: str | os.PathLike | Sequence[str | os.PathLike] | None = None, overlap: float | None = None,
+                 overrides: Mapping[str, Any] | None = None, config: str = "inference",
+                 mirror_axes: Sequence[int] | None = None) -> None:
         self.bundle_dir = Path(bundle_dir).resolve()
         self.device = resolve_device(device)
         self.config_file = find_config(self.bundle_dir, config)
@@ -185,6 +193,12 @@ class BundleRunner:
         parser["device"] = f"$torch.device('{self.device}')"
         if overrides:
             parser.update(dict(overrides))
+        self.overrides = dict(overrides or {})
+        ckpts = [ckpt] if ckpt is None or isinstance(ckpt, (str, os.PathLike)) else list(ckpt)
+        if ckpts[0] is not None:  # an explicit --ckpt list replaces the config's ensemble (one file: no ensemble)
+            parser["checkpoints"] = [str(c) for c in ckpts] if len(ckpts) > 1 else []
+        if mirror_axes is not None:
+            parser["mirror_axes"] = list(mirror_axes)
         missing = [k for k in self.REQUIRED_IDS if k not in parser]
         if "network" not in parser and "network_def" not in parser:
             missing.append("network_def")
@@ -204,15 +218,21 @@ class BundleRunner:
         net_id = "network" if "network" in parser else "network_def"
         network: nn.Module = parser.get_parsed_content(net_id)
         self.network = network.to(self.device)
-        self.ckpt = Path(ckpt) if ckpt is not None else self.bundle_dir / "models" / "model.pt"
+        self.ensemble: EnsembleInferer = ensemble_from_config(parser, self.inferer)
+        self.checkpoints = [Path(c) for c in self.ensemble.checkpoints]
+        default = self.checkpoints[0] if self.checkpoints else self.bundle_dir / "models" / "model.pt"
+        self.ckpt = Path(ckpts[0]) if ckpts[0] is not None else default
         if not self.ckpt.is_file():
             raise FileNotFoundError(
                 f"no checkpoint at {self.ckpt}: train the bundle first (its README) or pass --ckpt FILE"
             )
         load_weights(self.network, self.ckpt, map_location=self.device)
+        self.ensemble.check(self.network)
+        self.checkpoints = self.checkpoints or [self.ckpt]
         self.network.eval()
         post = parser.get_parsed_content("postprocessing") if "postprocessing" in parser else None
         self.postprocessing, self.dropped = self._network_space_postprocessing(post)
+        self.label_steps = label_steps(self.postprocessing)
         if self.dropped:
             logger.info("bundle postprocessing runs in network space without %s: the label map returns to the "
                         "source grid by nearest-neighbour resampling", ", ".join(self.dropped))
@@ -249,12 +269,14 @@ class BundleRunner:
         return fn
 
     @torch.no_grad()
-    def predict(self, image_path: str | os.PathLike, *, save_attention: bool = False) -> NetworkOutput:
+    def predict(self, image_path: str | os.PathLike, *, save_attention: bool = False,
+                save_probabilities: bool = False) -> NetworkOutput:
         """Run preprocessing -> inferer(network) -> postprocessing on one image file.
 
         Args:
             image_path: a file the bundle's loader reads (the CLI passes a temporary NIfTI).
             save_attention: also compute every ``sat``/``at`` gate's attention map on the network input grid.
+            save_probabilities: also return the class probabilities (before the argmax) on the network grid.
 
         Returns:
             :class:`NetworkOutput` in network space.
@@ -274,7 +296,7 @@ class BundleRunner:
                 f"the clinical CLI runs 3D bundles; this bundle's preprocessed image has shape {tuple(img.shape)}"
             )
         x = img.unsqueeze(0).to(self.device)
-        pred = self.inferer(x, self.network)
+        pred = self.ensemble(x, self.network)
         if isinstance(pred, (tuple, list)):
             pred = pred[0]
         elif isinstance(pred, Mapping):
@@ -285,8 +307,7 @@ class BundleRunner:
         if not isinstance(pred, MetaTensor):
             pred = MetaTensor(pred, affine=img.affine, meta=img.meta)
         data["pred"] = pred
-        if self.postprocessing is not None:
-            data = self.postprocessing(data)
+        data, probs = run_postprocessing(self.postprocessing, data, keep_probabilities=save_probabilities)
         out = data["pred"]
         ref = out if isinstance(out, MetaTensor) else img
         space = str(ref.meta.get("space", "RAS"))
@@ -295,6 +316,8 @@ class BundleRunner:
             raise ValueError(f"postprocessed label shape {label.shape} differs from the network input "
                              f"{tuple(img.shape[1:])}: a shape-changing postprocessing step is not supported")
         result = NetworkOutput(label=array_to_sitk(label, ref.affine, space), network_shape=tuple(img.shape[1:]))
+        if probs is not None:
+            result.probabilities = probability_images(probs, ref.affine, space)
         if save_attention and not any(g.produces_attention for g in gate_modules(self.network).values()):
             logger.warning("the network has no sat/at gate: no attention maps to save")
         elif save_attention:

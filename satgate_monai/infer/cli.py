@@ -16,7 +16,7 @@ from typing import Any
 
 from data_prep.errors import run_command
 
-__all__ = ["build_parser", "main", "parse_overrides"]
+__all__ = ["build_parser", "main", "parse_mirror_axes", "parse_overrides"]
 
 EPILOG = """\
 inputs: an image file (.nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd), a DICOM series folder, or a folder of cases (image files
@@ -26,7 +26,12 @@ outputs in --out, per case <case>:
   <case>_seg.dcm                 DICOM-SEG referencing the source series (DICOM input, --format dicomseg)
   <case>_attention_<gate>.nii.gz each SAT/AT gate's attention map on the source grid (--save-attention)
   selection.json                 shares of skip channels off / between 0 and 1 / frozen on (--save-attention)
-  report.csv                     per case: status (ok/skipped/failed), seconds, error, outputs, volume_ml_<label>
+  <case>_probabilities.npz       float16 class probabilities on the source grid, argmax = label (--save-probabilities)
+  <case>_stats.json              per label statistics (--stats json)
+  report.csv                     per case: status (ok/skipped/failed), seconds, error, outputs, volume_ml_<label>,
+                                 voxels/mean/std/min/max/components/bbox_min_mm/bbox_max_mm_<label>
+  run.json                       provenance: bundle and version, checkpoint sha256, command, overrides, device,
+                                 precision, package versions, per case the input files (or series UID) and digest
 Names are sanitised ([A-Za-z0-9._-]); existing outputs are kept unless --overwrite; files are written atomically.
 The bundle's own configs/inference.json runs (preprocessing, network, inferer, postprocessing without Invertd and
 SaveImaged); the label map returns to the source grid by one SimpleITK nearest-neighbour resampling.
@@ -56,6 +61,23 @@ def parse_overrides(items: Sequence[str]) -> dict:
     return out
 
 
+def parse_mirror_axes(value: str | None) -> list[int] | None:
+    """``"all"`` -> ``[0, 1, 2]``, ``"none"`` -> ``[]``, ``"0,2"`` -> ``[0, 2]``, ``None`` -> ``None`` (the bundle's).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("all", "none", ""):
+        return [0, 1, 2] if v == "all" else []
+    try:
+        return [int(a) for a in v.split(",")]
+    except ValueError:
+        raise ValueError(f"--mirror-axes takes all, none or a list such as 0,1,2, got {value!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     p = argparse.ArgumentParser(
@@ -65,13 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True, help="bundle folder (configs/inference.json, models/model.pt)")
     p.add_argument("--input", required=True, help="image file, DICOM series folder, or folder of cases")
     p.add_argument("--out", required=True, help="output folder (created; must not lie inside the input)")
-    p.add_argument("--ckpt", default=None, help="checkpoint (default <bundle>/models/model.pt); flat state_dict or "
-                   "{'model': state_dict}; loaded with torch.load(weights_only=True)")
+    p.add_argument("--ckpt", nargs="+", default=None, metavar="FILE",
+                   help="checkpoint(s) (default <bundle>/models/model.pt); flat state_dict or {'model': state_dict}; "
+                   "loaded with torch.load(weights_only=True). Several files: an ensemble averaging their softmax "
+                   "probabilities, e.g. --ckpt models/fold0/model.pt models/fold1/model.pt")
+    p.add_argument("--mirror-axes", default=None, metavar="AXES",
+                   help="test-time mirroring: 'all' (0,1,2), a list such as 0,1, or 'none'; the probabilities of "
+                   "every flip combination are averaged (2**k passes). Default: the bundle's mirror_axes")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write <case>_probabilities.npz (float16 class probabilities on the source grid)")
     p.add_argument("--format", default="nifti,dicomseg",
                    help="comma-separated outputs: nifti, dicomseg (DICOM inputs only). Default: nifti,dicomseg")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N. Default: auto")
     p.add_argument("--overlap", type=float, default=None,
                    help="sliding-window overlap in [0, 1), e.g. 0.5. Default: the bundle's value")
+    p.add_argument("--stats", choices=("json",), default=None,
+                   help="also write <case>_stats.json (per label: volume, voxels, intensity mean/std/min/max, "
+                   "components, bounding box in LPS mm); report.csv has them in any case")
     p.add_argument("--save-attention", action="store_true", help="also write every gate's attention map")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip such cases)")
     p.add_argument("--name-from", choices=("path", "patient"), default="path",
@@ -104,19 +136,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    return run_command(lambda: _run(args), debug=args.verbose, debug_hint="--debug")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(lambda: _run(args, argv), debug=args.verbose, debug_hint="--debug")
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from satgate_monai.infer.bundle import BundleRunner
     from satgate_monai.infer.pipeline import InferenceOptions, run_inference
 
     formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
     opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
-                            name_from=args.name_from, nonfinite=args.nonfinite)
+                            name_from=args.name_from, nonfinite=args.nonfinite,
+                            save_probabilities=args.save_probabilities, stats=args.stats)
     runner = BundleRunner(args.bundle, device=args.device, ckpt=args.ckpt, overlap=args.overlap,
-                          overrides=parse_overrides(args.overrides))
-    reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress)
+                          overrides=parse_overrides(args.overrides),
+                          mirror_axes=parse_mirror_axes(args.mirror_axes))
+    reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress,
+                            command=["python", "-m", "satgate_monai.infer", *argv])
     if args.save_attention:
         _write_selection_state(runner.network, Path(args.out))
     counts = {s: sum(r.status == s for r in reports) for s in ("ok", "skipped", "failed")}

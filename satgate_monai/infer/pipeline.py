@@ -12,6 +12,7 @@ cut or unreadable is never taken as done: the case runs again.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import tempfile
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
@@ -32,13 +34,17 @@ from satgate_monai.infer.cases import Case, find_cases, safe_output_path, saniti
 from satgate_monai.infer.dicomseg import write_dicom_seg
 from satgate_monai.infer.geometry import resample_to_source
 from satgate_monai.infer.nifti import write_nifti
+from satgate_monai.infer.probabilities import probabilities_on_source, write_probabilities
+from satgate_monai.infer.provenance import RunLog, algorithm_identity, case_record, run_record
 from satgate_monai.infer.report import CaseReport, label_volumes_ml, write_report
+from satgate_monai.infer.statistics import label_statistics, report_columns, write_stats_json
 
-__all__ = ["FORMATS", "InferenceOptions", "run_case", "run_inference", "REPORT_NAME"]
+__all__ = ["FORMATS", "InferenceOptions", "run_case", "run_inference", "REPORT_NAME", "STATS_FORMATS"]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("nifti", "dicomseg")
+STATS_FORMATS = ("json",)
 REPORT_NAME = "report.csv"
 
 
@@ -53,6 +59,10 @@ class InferenceOptions:
         name_from: ``"path"`` or ``"patient"`` (see :func:`~satgate_monai.infer.cases.find_cases`).
         nonfinite: NaN/Inf input voxels: ``"refuse"`` the case (default) or ``"zero"`` (replaced by 0; the report's
             ``warning`` says how many).
+        save_probabilities: write ``<case>_probabilities.npz`` (float16, source grid); the label map is then their
+            argmax (see :mod:`~satgate_monai.infer.probabilities`).
+        stats: ``"json"``: also write ``<case>_stats.json`` (:mod:`~satgate_monai.infer.statistics`); ``None``: the
+            statistics go to ``report.csv`` only.
     """
 
     formats: tuple[str, ...] = ("nifti", "dicomseg")
@@ -60,22 +70,39 @@ class InferenceOptions:
     overwrite: bool = False
     name_from: str = "path"
     nonfinite: str = "refuse"
+    save_probabilities: bool = False
+    stats: str | None = None
 
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
             raise ValueError(f"unknown output format(s) {bad or self.formats}: choose from {', '.join(FORMATS)}")
+        if self.stats is not None and self.stats not in STATS_FORMATS:
+            raise ValueError(f"unknown statistics format {self.stats!r}: choose from {', '.join(STATS_FORMATS)}")
+
+
+def _verify_output(path: Path) -> None:
+    """Raise unless ``path`` is a whole, readable output: a NIfTI read to its end, a DICOM file parsed to its end,
+    an ``.npz`` whose arrays all load, a JSON document that parses."""
+    name = path.name.lower()
+    if name.endswith(".dcm"):
+        import pydicom
+
+        pydicom.dcmread(path)
+    elif name.endswith(".npz"):
+        with np.load(path) as archive:
+            for key in archive.files:
+                archive[key]
+    elif name.endswith(".json"):
+        json.loads(path.read_text(encoding="utf-8"))
+    else:
+        check_file(path)
 
 
 def _complete(path: Path) -> bool:
-    """Is ``path`` a whole, readable output (a NIfTI read to its end, a DICOM file parsed to its end)?"""
+    """Is ``path`` a whole, readable output (see :func:`_verify_output`)?"""
     try:
-        if path.name.endswith(".dcm"):
-            import pydicom
-
-            pydicom.dcmread(path)
-        else:
-            check_file(path)
+        _verify_output(path)
     except Exception as e:  # any failure means: not done
         logger.warning("%s is not a complete output (%s): the case runs again", path, one_line(str(e), 150))
         return False
@@ -93,6 +120,16 @@ def _existing_outputs(case: Case, out_dir: Path, opts: InferenceOptions) -> tupl
         maps = sorted(out_dir.glob(f"{case.name}_attention_*.nii.gz"))
         found += maps
         complete = complete and bool(maps)
+    extras = []
+    if opts.save_probabilities:
+        extras.append(out_dir / f"{case.name}_probabilities.npz")
+    if opts.stats == "json":
+        extras.append(out_dir / f"{case.name}_stats.json")
+    for path in extras:
+        if path.exists():
+            found.append(path)
+        else:
+            complete = False
     return found, complete and all(_complete(p) for p in found)
 
 
@@ -124,30 +161,43 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
             tmp_image = Path(td) / "image.nii"
             sitk.WriteImage(image, str(tmp_image), useCompression=False)
             t_tmp = time.perf_counter()
-            net_out = runner.predict(tmp_image, save_attention=opts.save_attention)
+            net_out = runner.predict(tmp_image, save_attention=opts.save_attention,
+                                     save_probabilities=opts.save_probabilities)
         t_net = time.perf_counter()
-        label = resample_to_source(net_out.label, image, interpolation="nearest")
+        if net_out.probabilities:
+            probs, label = probabilities_on_source(net_out.probabilities, image, runner.label_steps)
+        else:
+            label = resample_to_source(net_out.label, image, interpolation="nearest")
         attention = {name: resample_to_source(sitk.Cast(m, sitk.sitkFloat32), image, interpolation="linear")
                      for name, m in net_out.attention.items()}
         t_back = time.perf_counter()
         report.volumes_ml = label_volumes_ml(label, runner.labels)
+        stats = label_statistics(label, image, runner.labels)
+        report.extra = report_columns(stats)
         writes: list[tuple[Path, Callable[[Path], object]]] = []
+        ident = algorithm_identity(runner)
         if "nifti" in opts.formats:
             writes.append((safe_output_path(out, f"{case.name}_seg.nii.gz"), lambda p: write_nifti(label, p)))
+        if net_out.probabilities:
+            writes.append((safe_output_path(out, f"{case.name}_probabilities.npz"),
+                           lambda p: write_probabilities(probs, image, runner.labels, p)))
+        if opts.stats == "json":
+            writes.append((safe_output_path(out, f"{case.name}_stats.json"),
+                           lambda p: write_stats_json(stats, p, case=case.name, image=image)))
         for gate, amap in attention.items():
             writes.append((safe_output_path(out, f"{case.name}_attention_{sanitize_name(gate, 'gate')}.nii.gz"),
                            lambda p, amap=amap: write_nifti(amap, p)))
         with contextlib.ExitStack() as stack:  # all temporaries complete (read back in full) before any rename
             for final, write in writes:
-                write(stack.enter_context(atomic_path(final, verify=check_file)))
+                write(stack.enter_context(atomic_path(final, verify=_verify_output)))
         report.outputs = [p.name for p, _ in writes]
         report.warning = "; ".join(notes)
         if "dicomseg" in opts.formats and case.is_dicom:
             seg_path = safe_output_path(out, f"{case.name}_seg.dcm")
             try:
                 with atomic_path(seg_path) as tmp:
-                    write_dicom_seg(label, case.path, tmp, runner.labels, algorithm_name=runner.name,
-                                    algorithm_version=_version())
+                    write_dicom_seg(label, case.path, tmp, runner.labels, algorithm_name=ident[0],
+                                    algorithm_version=ident[1])
             except Exception as e:  # the NIfTI mask above stays: a SEG problem never costs the case its mask
                 logger.debug("case %s: DICOM-SEG failed", case.name, exc_info=True)
                 kept = f"; the NIfTI mask {report.outputs[0]} was written" if report.outputs else ""
@@ -167,6 +217,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         if str(case.path) not in report.error and case.name not in report.error:
             report.error = one_line(f"{case.path}: {report.error}")
         report.volumes_ml = {}
+        report.extra = {}
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -175,15 +226,10 @@ class _SegFailed(Exception):
     """The DICOM-SEG of a case could not be written (its NIfTI mask was)."""
 
 
-def _version() -> str:
-    from satgate_monai import __version__
-
-    return f"satgate-monai {__version__}"
-
-
 def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: str | os.PathLike,
-                  opts: InferenceOptions | None = None, *, progress: bool = True) -> list[CaseReport]:
-    """Run every case under ``input_path`` and write outputs and ``report.csv`` into ``out_dir``.
+                  opts: InferenceOptions | None = None, *, progress: bool = True,
+                  command: Sequence[str] | None = None) -> list[CaseReport]:
+    """Run every case under ``input_path`` and write outputs, ``report.csv`` and ``run.json`` into ``out_dir``.
 
     Args:
         runner: the loaded bundle.
@@ -191,6 +237,7 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
         out_dir: output folder (created); must not lie inside the input.
         opts: formats, attention, overwrite, naming.
         progress: show a tqdm progress bar over cases (stderr).
+        command: the command line recorded in ``run.json`` (default ``sys.argv``).
 
     Returns:
         One report per case (``report.csv`` is updated after every case).
@@ -204,6 +251,10 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
     cases: Sequence[Case] = find_cases(input_path, name_from=opts.name_from)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
+    options = {"formats": list(opts.formats), "save_attention": opts.save_attention, "overwrite": opts.overwrite,
+               "name_from": opts.name_from, "save_probabilities": opts.save_probabilities, "stats": opts.stats,
+               "overlap": getattr(runner.inferer, "overlap", None), "input": str(input_path), "out": str(out)}
+    runlog = RunLog(out, run_record(runner, command=command, options=options))
     reports: list[CaseReport] = []
     bar = tqdm(cases, desc=f"{runner.name}", unit="case", disable=not progress, dynamic_ncols=True)
     for case in bar:
@@ -213,4 +264,10 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
             logger.error("case %s failed: %s", case.name, r.error)
         reports.append(r)
         write_report(out / REPORT_NAME, [r])
+        if r.status != "skipped" or case.name not in runlog.cases:
+            try:
+                info = case_record(case.path, case.is_dicom)
+            except OSError as e:
+                info = {"input": str(case.path), "digest_error": f"{type(e).__name__}: {e}"}
+            runlog.add(case.name, {**info, "status": r.status, "outputs": r.outputs, "error": r.error})
     return reports

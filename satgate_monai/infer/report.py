@@ -1,12 +1,13 @@
 """``report.csv`` of the inference CLI: one row per case, merged with the rows of earlier runs.
 
 Columns: ``case, input, status, seconds, error, outputs, warning`` then ``volume_ml_<label>`` for every label the
-bundle names. ``status`` is ``ok`` (written in this run), ``skipped`` (complete outputs exist and ``--overwrite`` was
-not given) or ``failed`` (``error`` says why, in one line of at most 300 characters; nothing was written for that
-case, except when only its DICOM-SEG failed: then ``outputs`` lists the NIfTI mask that was written). ``warning``
-says what was changed to make the case run (non-finite input voxels replaced by 0 with ``--nonfinite zero``).
-Volumes are counted on the source grid (voxel count x voxel volume / 1000). Rows of cases not processed in this run
-are kept from the previous report.
+bundle names, then the per-label statistics of :mod:`~satgate_monai.infer.statistics` (``voxels_<label>``,
+``mean_<label>``, ...). ``status`` is ``ok`` (written in this run), ``skipped`` (complete outputs exist and
+``--overwrite`` was not given) or ``failed`` (``error`` says why, in one line of at most 300 characters; nothing was
+written for that case, except when only its DICOM-SEG failed: then ``outputs`` lists the NIfTI mask that was written).
+``warning`` says what was changed to make the case run (non-finite input voxels replaced by 0 with
+``--nonfinite zero``). Volumes are counted on the source grid (voxel count x voxel volume / 1000). Rows of cases not
+processed in this run are kept from the previous report.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class CaseReport:
     warning: str = ""
     outputs: list[str] = field(default_factory=list)
     volumes_ml: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -52,6 +54,7 @@ class CaseReport:
              "error": " ".join(self.error.split()), "outputs": ";".join(self.outputs),
              "warning": " ".join(self.warning.split())}
         d.update({f"volume_ml_{k}": f"{v:.3f}" for k, v in self.volumes_ml.items()})
+        d.update(self.extra)
         return d
 
 
