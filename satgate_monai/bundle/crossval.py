@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from satgate_monai.bundle.atomic import atomic_write_text
+from data_prep.atomic import atomic_write_text
 from satgate_monai.bundle.evaluation import TABLE_METRICS, format_table1, summarise
 from satgate_monai.bundle.metrics import mean_std
 from satgate_monai.bundle.postprocess import choose, write_choice

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from satgate_monai.bundle.atomic import atomic_write_text
+from data_prep.atomic import atomic_write_text
 from satgate_monai.bundle.evaluation import case_name
 from satgate_monai.bundle.metrics import case_metrics
 
