@@ -89,7 +89,7 @@ def read_upload(path: str | os.PathLike, name: str | None = None) -> sitk.Image:
 
         return read_image(path)
     except Exception as e:  # any reader failure is the file's fault here
-        reason = " ".join(str(e).split())[:300] or type(e).__name__
+        reason = " ".join(str(e).replace(str(path), "the file").split())[:300] or type(e).__name__
         raise UploadError(f"{shown}: cannot be read as a {suffix} image ({reason})") from None
 
 
@@ -114,11 +114,22 @@ def check_image_upload(path: str | os.PathLike, name: str | None = None) -> Uplo
     array = sitk.GetArrayViewFromImage(image)
     if array.size == 0:
         raise UploadError(f"{shown}: the image has no pixels (size {image.GetSize()})")
-    if np.issubdtype(array.dtype, np.floating):
-        bad = int(np.count_nonzero(~np.isfinite(array)))
-        if bad:
-            raise UploadError(f"{shown}: {bad} of {array.size} pixel values are not finite (NaN or infinity)")
+    bad = _nonfinite(path, array)
+    if bad:
+        raise UploadError(f"{shown}: {bad} of {array.size} pixel values are not finite (NaN or infinity)")
     return _summary(image)
+
+
+def _nonfinite(path: str | os.PathLike, array: np.ndarray) -> int:
+    """How many values are NaN or infinite. NIfTI files are counted with nibabel: ITK's NIfTI reader turns NaN into
+    0 when it reads, which would hide them."""
+    if upload_suffix(path) in (".nii", ".nii.gz"):
+        import nibabel as nib
+
+        array = np.asanyarray(nib.load(str(path)).dataobj)
+    if not np.issubdtype(array.dtype, np.floating):
+        return 0
+    return int(np.count_nonzero(~np.isfinite(array)))
 
 
 def _grid_fault(label: UploadSummary, image: UploadSummary, picture: bool) -> str:
@@ -168,9 +179,9 @@ def check_label_upload(
     if fault:
         raise UploadError(f"{shown}: not on the grid of its image {Path(image_path).name}: {fault}")
     values = sitk.GetArrayViewFromImage(label)
+    if _nonfinite(path, values):
+        raise UploadError(f"{shown}: the label holds values that are not finite (NaN or infinity)")
     if np.issubdtype(values.dtype, np.floating):
-        if not np.all(np.isfinite(values)):
-            raise UploadError(f"{shown}: the label holds values that are not finite (NaN or infinity)")
         if not np.all(values == np.round(values)):
             raise UploadError(f"{shown}: the label holds non-integer values; a label is 0 (background) or a label id")
     found = {int(v) for v in np.unique(values)}
