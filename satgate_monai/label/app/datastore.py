@@ -140,6 +140,10 @@ def write_dicom_seg(series_dir: str, label_file: str, names: dict[int, str], des
     files = sorted(os.listdir(series_dir))
     sources = [pydicom.dcmread(os.path.join(series_dir, f), stop_before_pixels=True) for f in files]
     seg = writer.write(mask, sources)
+    for frame in seg.get("PerFrameFunctionalGroupsSequence", []):  # the label lies on the series' own grid
+        for derivation in frame.get("DerivationImageSequence", []):
+            for source in derivation.get("SourceImageSequence", []):
+                source.SpatialLocationsPreserved = "YES"
     fd, out = tempfile.mkstemp(suffix=".dcm")
     os.close(fd)
     seg.save_as(out)
