@@ -66,7 +66,7 @@ def test_labels_must_hold_known_integer_values(tmp_path, volume):
     image, label = volume
     ok = _nifti(tmp_path / "ok.nii.gz", label)
     assert check_label_upload(ok, image, {1}).size == (56, 48, 14)
-    with pytest.raises(UploadError, match=r"label values \[2\] are not labels of the served models \(known: \[0, 1\]\)"):
+    with pytest.raises(UploadError, match=r"label values \[2\] are not labels of the served models \(known: \[0, 1\]"):
         check_label_upload(_nifti(tmp_path / "two.nii.gz", label * 2), image, {1})
     assert check_label_upload(tmp_path / "two.nii.gz", image, {1, 2})
     with pytest.raises(UploadError, match="non-integer values"):
