@@ -1,6 +1,7 @@
 """``python -m satgate_monai.label``: start a MONAI Label server on satgate-monai's bundles. Standard library only.
 
     python -m satgate_monai.label serve --studies DIR [--port 8000] [--host 127.0.0.1] [--models a,b,c]
+    python -m satgate_monai.label serve --studies http://127.0.0.1:8042/dicom-web [--modality MR]  # a PACS
     python -m satgate_monai.label env          # print (building once if needed) the MONAI Label environment's python
     python -m satgate_monai.label studies --from PREP --out STUDIES [--labels]   # a data_prep output as studies
 
@@ -28,6 +29,8 @@ __all__ = [
     "DEFAULT_BUNDLES_DIR",
     "build_parser",
     "main",
+    "bundle_modalities",
+    "is_dicomweb",
     "make_studies_folder",
     "prepare_app_dir",
     "resolve_bundles",
@@ -36,6 +39,7 @@ __all__ = [
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../satgate_monai
 DEFAULT_BUNDLES_DIR = bundles_dir()
+DATA_PREP_DIR = PACKAGE_DIR.parent / "data_prep"  # installed beside satgate_monai (same distribution)
 APP_MAIN = '''"""MONAI Label app folder written by `python -m satgate_monai.label serve` (rewritten at every start)."""
 
 from satgate_monai.label.app.main import SATGateLabelApp  # noqa: F401 - MONAI Label looks for MONAILabelApp here
@@ -50,7 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m satgate_monai.label", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the MONAI Label server on the project's bundles")
-    serve.add_argument("--studies", required=True, help="folder of images to annotate (NIfTI, NRRD, PNG, JPEG)")
+    serve.add_argument(
+        "--studies",
+        required=True,
+        help="folder of images to annotate (NIfTI, NRRD, PNG, JPEG), or a PACS's DICOMweb URL "
+        "(http://HOST:PORT/dicom-web for Orthanc)",
+    )
+    serve.add_argument(
+        "--modality",
+        default="",
+        help="with a DICOMweb --studies: comma-separated DICOM modalities of the series to list "
+        "(default: the served bundles' modalities, e.g. MR for the prostate bundle)",
+    )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
     serve.add_argument(
@@ -150,8 +165,28 @@ def check_bundles(python: Path, bundles: dict[str, Path], env: dict[str, str]) -
     return json.loads(lines[-1])
 
 
+def is_dicomweb(studies: str) -> bool:
+    """Whether ``--studies`` names a DICOMweb service (``http://`` or ``https://``) rather than a folder."""
+    return studies.lower().startswith(("http://", "https://"))
+
+
+def bundle_modalities(bundles: dict[str, Path]) -> list[str]:
+    """DICOM modality codes (``CT``, ``MR``...) of the bundles' image inputs (``metadata.json``), in order."""
+    found: list[str] = []
+    for path in bundles.values():
+        try:
+            meta = json.loads((path / "configs" / "metadata.json").read_text())
+            image = next(iter(meta["network_data_format"]["inputs"].values()))
+        except (OSError, ValueError, KeyError, StopIteration):
+            continue
+        modality = str(image.get("modality", "")).strip()
+        if modality.isalpha() and modality.isupper() and len(modality) <= 4 and modality not in found:
+            found.append(modality)
+    return found
+
+
 def prepare_app_dir(app_dir: Path, bundles: dict[str, Path]) -> None:
-    """Write the app folder: ``main.py``, ``model/<name>`` links to the bundles, ``python/satgate_monai`` link.
+    """Write the app folder: ``main.py``, ``model/<name>`` links to the bundles, ``python/`` links to the packages.
 
     Links left by an earlier start are replaced; a real file or folder in ``model/`` is never touched.
 
@@ -169,14 +204,12 @@ def prepare_app_dir(app_dir: Path, bundles: dict[str, Path]) -> None:
         if link.exists():
             raise UsageError(f"{link} exists and is not a link made by this command: remove it or use --app-dir")
         link.symlink_to(path, target_is_directory=True)
-    pkg_link = app_dir / "python" / "satgate_monai"
-    if pkg_link.is_symlink() or pkg_link.exists():
-        pkg_link.unlink()
-    pkg_link.symlink_to(PACKAGE_DIR, target_is_directory=True)
-    prep_link = app_dir / "python" / "data_prep"  # the bundles' input validation (ValidateImaged) uses data_prep
-    if prep_link.is_symlink() or prep_link.exists():
-        prep_link.unlink()
-    prep_link.symlink_to(PACKAGE_DIR.parent / "data_prep", target_is_directory=True)
+    for package in (PACKAGE_DIR, DATA_PREP_DIR):  # data_prep: the readers that check uploads
+        pkg_link = app_dir / "python" / package.name
+        if pkg_link.is_symlink() or pkg_link.exists():
+            pkg_link.unlink()
+        if package.is_dir():
+            pkg_link.symlink_to(package, target_is_directory=True)
 
 
 def server_env(app_dir: Path) -> dict[str, str]:
@@ -191,7 +224,7 @@ def server_env(app_dir: Path) -> dict[str, str]:
 
 
 def server_command(
-    python: Path, app_dir: Path, studies: Path, host: str, port: int, models: list[str], conf: list[list[str]]
+    python: Path, app_dir: Path, studies: Path | str, host: str, port: int, models: list[str], conf: list[list[str]]
 ) -> list[str]:
     """The ``monailabel.main start_server`` command line (run with the environment's own interpreter)."""
     cmd = [str(python), "-m", "monailabel.main", "start_server", "--app", str(app_dir), "--studies", str(studies)]
@@ -214,9 +247,12 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def serve(args: argparse.Namespace) -> int:
-    studies = Path(args.studies).resolve()
-    if not studies.is_dir():
-        raise UsageError(f"--studies {args.studies}: not a folder (make it and put the images to annotate there)")
+    if is_dicomweb(args.studies):
+        studies: Path | str = args.studies.rstrip("/")
+    else:
+        studies = Path(args.studies).resolve()
+        if not studies.is_dir():
+            raise UsageError(f"--studies {args.studies}: not a folder (make it and put the images to annotate there)")
     if not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port}: not a port number")
     bundles = resolve_bundles(args.models, args.bundles_dir)
@@ -239,14 +275,18 @@ def serve(args: argparse.Namespace) -> int:
     if not _port_free(args.host, args.port):
         raise UsageError(f"port {args.port} on {args.host} is in use: pick another with --port")
 
-    cmd = server_command(python, app_dir, studies, args.host, args.port, list(bundles), args.conf)
+    conf = list(args.conf)
+    if is_dicomweb(str(studies)):
+        modalities = [m.strip().upper() for m in args.modality.split(",") if m.strip()] or bundle_modalities(bundles)
+        conf = [["modalities", ",".join(modalities)], ["dicomweb_cache", str(app_dir / "dicomweb-cache")], *conf]
+    cmd = server_command(python, app_dir, studies, args.host, args.port, list(bundles), conf)
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     url = f"http://{shown_host}:{args.port}"
     print("satgate-monai MONAI Label server")
     for r in reports:
         labels = ", ".join(r.get("labels") or {})
         print(f"  model   {r['name']}: {r['dimension']}D, labels: {labels} ({r.get('network')})")
-    print(f"  studies {studies}")
+    print(f"  studies {studies}" + (" (DICOMweb)" if is_dicomweb(str(studies)) else ""))
     print(f"  app     {app_dir}")
     print(f"  URL     {url}")
     print("3D Slicer: open the MONAI Label module, paste the URL into 'MONAI Label server', press the refresh button.")

@@ -11,20 +11,34 @@ For 2D bundles it drops the label's channel after MONAI Label's ``Restored`` (wh
 squeezes), so a PNG study gets a (H, W) PNG label instead of a (1, H, W) stack ITK cannot write as PNG; and it writes
 labels as uint8 (ITK's PNG writer rejects the float32 prediction).
 
-It also loads the weights strictly: a checkpoint that does not fit the bundle's network is an error, not a warning
-followed by a randomly initialised model.
+It serves ``models/model.pt`` (the best checkpoint) unless the request names another servable file as
+``model_filename`` (see :mod:`satgate_monai.label.checkpoints`); MONAI Label itself would serve ``last.pt`` whenever
+one exists. The loaded network is cached per device and file, and reloaded when the file is replaced (after a
+training round the next request uses the new best weights). Weights are loaded strictly: a checkpoint that does not
+fit the bundle's network is an error, not a warning followed by a randomly initialised model.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import torch
 from monailabel.tasks.infer.bundle import BundleInferTask
 
-__all__ = ["DropChanneld", "SATBundleInferTask", "hidden_string_keys"]
+from satgate_monai.label.checkpoints import (
+    CheckpointError,
+    choose_checkpoint,
+    file_signature,
+    load_weights,
+    servable_checkpoints,
+)
+
+__all__ = ["CheckpointError", "DropChanneld", "SATBundleInferTask", "hidden_string_keys"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +87,56 @@ class SATBundleInferTask(BundleInferTask):
     def __init__(self, path: str, conf: dict[str, str], **kwargs: Any) -> None:
         kwargs.setdefault("load_strict", True)
         super().__init__(path, conf, **kwargs)
+        self.models_dir = os.path.join(path, "models")
+        self._offered: tuple[Any, list[str]] = (None, [])
+        self._served_networks: dict[tuple[str, str], tuple[torch.nn.Module, Any]] = {}
+        if self.valid:
+            self.checkpoints()
+
+    def checkpoints(self) -> list[str]:
+        """The servable checkpoint files, ``model.pt`` first; re-read when a file in ``models/`` changes."""
+        if not self.valid or self.network is None:
+            return []
+        names = sorted(n for n in os.listdir(self.models_dir) if n.endswith(".pt"))
+        key = tuple((n, file_signature(os.path.join(self.models_dir, n))) for n in names)
+        if key != self._offered[0]:
+            offered = servable_checkpoints(self.models_dir, self.network.state_dict(), self.model_state_dict)
+            self._offered = (key, offered)
+            self._config["model_filename"] = list(self._offered[1])
+        return list(self._offered[1])
+
+    def config(self) -> dict[str, Any]:
+        """The model's options for clients; ``model_filename`` lists only servable checkpoints, ``model.pt`` first."""
+        self.checkpoints()
+        return self._config
+
+    def checkpoint_for(self, request: Mapping[str, Any]) -> str:
+        """The checkpoint file a request is served with (``model.pt`` unless it names another).
+
+        Raises:
+            CheckpointError: the named file is not servable (the message lists what is).
+        """
+        return choose_checkpoint(request.get("model_filename"), self.checkpoints())
+
+    def _get_network(self, device: Any, data: Any) -> torch.nn.Module:
+        """The network with the chosen checkpoint's weights, cached per (device, file) until the file changes."""
+        name = self.checkpoint_for(data or {})
+        path = os.path.join(self.models_dir, name)
+        signature = file_signature(path)
+        key = (str(device), name)
+        cached = self._served_networks.get(key)
+        if cached is not None and cached[1] == signature:
+            return cached[0]
+        logger.info("serving %s on %s", path, device)
+        network = copy.deepcopy(self.network).to(torch.device(device))
+        network.load_state_dict(load_weights(path, self.model_state_dict), strict=True)
+        network.train() if self.train_mode else network.eval()
+        self._served_networks[key] = (network, signature)
+        return network
+
+    def clear_cache(self) -> None:
+        super().clear_cache()
+        self._served_networks.clear()
 
     def run_pre_transforms(self, data: dict[str, Any], transforms: Any) -> dict[str, Any]:
         """Run the bundle's pre-transforms with the string ``image_*`` entries hidden, then restore them."""

@@ -2,8 +2,10 @@
 
 One studies folder may hold 3D volumes (NIfTI, NRRD) and 2D pictures (PNG, JPEG) side by side; MONAI Label's stock
 ``BundleTrainTask`` would hand every labelled study to every bundle, so a 2D skin bundle would be fed MR volumes.
-This task keeps the studies whose file type matches the bundle's input dimension (from ``metadata.json``), fails
-with a clear message when none is left, and loads the existing weights strictly before fine-tuning.
+This task keeps the studies whose file type matches the bundle's input dimension (from ``metadata.json``), and
+refuses to start, with a message a 3D Slicer user can act on (:class:`TrainingDataError`), when too few labelled
+studies are left for a training and a validation part. It fine-tunes from ``models/model.pt`` (the best checkpoint)
+unless the request names another file, and loads the weights strictly.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from typing import Any
 from monailabel.interfaces.datastore import Datastore
 from monailabel.tasks.train.bundle import BundleTrainTask
 
-__all__ = ["DIMENSION_EXTENSIONS", "SATBundleTrainTask", "bundle_dimension", "matches_dimension"]
+from satgate_monai.label.checkpoints import DEFAULT_CHECKPOINT
+
+__all__ = [
+    "DIMENSION_EXTENSIONS",
+    "SATBundleTrainTask",
+    "TrainingDataError",
+    "bundle_dimension",
+    "matches_dimension",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +34,16 @@ DIMENSION_EXTENSIONS: dict[int, tuple[str, ...]] = {
     2: (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"),
     3: (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".seg.nrrd"),
 }
+
+
+SUBMIT_HINT = (
+    "open a study in 3D Slicer's MONAI Label module, run the model, correct the segmentation and press "
+    "'Submit Label' (or PUT /datastore/label), then train again"
+)
+
+
+class TrainingDataError(ValueError):
+    """Training cannot start with the labelled studies at hand; the message says what to do."""
 
 
 def bundle_dimension(bundle_dir: str) -> int:
@@ -61,6 +81,39 @@ class SATBundleTrainTask(BundleTrainTask):
         super().__init__(path, conf, **kwargs)
         self.dimension = bundle_dimension(path) if self.valid else 3
 
+    def config(self) -> dict[str, Any]:
+        """MONAI Label's training options, with ``model.pt`` first among the checkpoints to start from."""
+        options = super().config()
+        options["model_filename"] = sorted(options.get("model_filename") or [], key=lambda n: n != DEFAULT_CHECKPOINT)
+        return options
+
+    def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any]:
+        """Train; start from ``model.pt`` unless ``model_filename`` names one file (MONAI Label takes the first)."""
+        request = dict(request)
+        chosen = request.get("model_filename")
+        if isinstance(chosen, (list, tuple)):
+            chosen = chosen[0] if len(chosen) == 1 else None
+        request["model_filename"] = chosen or DEFAULT_CHECKPOINT
+        return super().__call__(request, datastore)
+
+    def _partition_datalist(self, datalist: list[dict[str, Any]], request: dict[str, Any], shuffle: bool = False):
+        """MONAI Label's split, refused with an actionable message when the training or validation part is empty."""
+        val_split = float(request.get("val_split", 0.2))
+        train, val = super()._partition_datalist(datalist, request, shuffle)
+        if not train or (val is not None and not val):
+            model = request.get("model")
+            if len(datalist) < 2:
+                raise TrainingDataError(
+                    f"model {model!r} needs at least 2 labelled {self.dimension}D studies (one to train on, one to "
+                    f"validate with), it has {len(datalist)}: label more studies: {SUBMIT_HINT}"
+                )
+            raise TrainingDataError(
+                f"model {model!r}: with val_split {val_split:g} the {'training' if not train else 'validation'} part "
+                f"of its {len(datalist)} labelled {self.dimension}D studies is empty: set val_split so that both parts "
+                f"get a study (e.g. 0.5), or label more studies"
+            )
+        return train, val
+
     def _fetch_datalist(self, request: dict[str, Any], datastore: Datastore) -> list[dict[str, Any]]:
         datalist = super()._fetch_datalist(request, datastore)
         kept = [d for d in datalist if matches_dimension(d["image"], self.dimension)]
@@ -73,9 +126,9 @@ class SATBundleTrainTask(BundleTrainTask):
             ", ".join(DIMENSION_EXTENSIONS[self.dimension]),
         )
         if not kept:
-            raise ValueError(
-                f"model {request.get('model')!r} ({self.dimension}D) has no labelled study to train on: save labels "
-                f"for studies of type {', '.join(DIMENSION_EXTENSIONS[self.dimension])} first "
-                f"({len(datalist)} labelled studies of other types)"
+            others = f" ({len(datalist)} labelled studies are of other types)" if datalist else ""
+            raise TrainingDataError(
+                f"model {request.get('model')!r} has no labelled {self.dimension}D study "
+                f"({', '.join(DIMENSION_EXTENSIONS[self.dimension])}) to train on{others}: {SUBMIT_HINT}"
             )
         return kept

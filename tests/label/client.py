@@ -1,0 +1,155 @@
+"""Test helpers: start ``python -m satgate_monai.label serve`` and talk to it with MONAI Label's own client.
+
+:func:`serving` starts the real server on a free port of 127.0.0.1 (bounded wait for ``/info/``) and stops it by PID;
+:class:`LabelClient` runs ``tests/label/client_driver.py`` in the MONAI Label environment, where
+``monailabel.client.MONAILabelClient`` lives, and forwards calls to it; :func:`offline_run` is the bundle's own
+``monai.bundle run`` of ``inference.json`` on one image, to compare served labels with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from satgate_monai.label.environment import ENV_VAR
+from tests.conftest import REPO_ROOT, skip_or_fail
+from tests.orthanc import free_port
+
+__all__ = ["LabelClient", "Served", "label_python", "offline_run", "project_env", "serving"]
+
+START_TIMEOUT = 300.0
+
+
+def label_python() -> Path:
+    """The MONAI Label environment's python (``SATGATE_MONAILABEL_PYTHON``, else built/reused by the CI script)."""
+    if os.environ.get(ENV_VAR):
+        python = Path(os.environ[ENV_VAR])
+        if not python.is_file():
+            skip_or_fail(f"{ENV_VAR}={python} does not exist")
+        return python
+    proc = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "monailabel_env.sh")], capture_output=True, text=True)
+    if proc.returncode != 0:
+        skip_or_fail(f"the MONAI Label environment could not be built: {proc.stderr[-2000:]}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def project_env() -> dict[str, str]:
+    """This checkout first on PYTHONPATH, one thread per process."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    return env
+
+
+class Served:
+    """A running server: ``url``, ``log`` (its output), ``process``, ``start_s`` (seconds to the first /info/)."""
+
+    def __init__(self, url: str, log: Path, process: subprocess.Popen, start_s: float) -> None:
+        self.url, self.log, self.process, self.start_s = url, log, process, start_s
+
+    def get(self, path: str, timeout: float = 60.0) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+
+@contextlib.contextmanager
+def serving(
+    tmp: Path, studies: str | Path, bundles: list[Path], python: Path, extra: list[str] = ()
+) -> Iterator[Served]:
+    """Run ``python -m satgate_monai.label serve`` on 127.0.0.1 until the block ends; fail with its log if it dies."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "satgate_monai.label", "serve", "--studies", str(studies), "--port", str(port)]
+    cmd += ["--models", ",".join(map(str, bundles)), "--python", str(python), "--app-dir", str(tmp / "app"), *extra]
+    log = tmp / "server.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=project_env())
+    try:
+        served = Served(url, log, proc, 0.0)
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            if time.perf_counter() - t0 > START_TIMEOUT:
+                pytest.fail(f"no /info/ after {START_TIMEOUT} s:\n{log.read_text()[-4000:]}")
+            try:
+                if served.get("/info/", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        served.start_s = time.perf_counter() - t0
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
+class LabelClient:
+    """``MONAILabelClient`` in the MONAI Label environment, one driver process per client.
+
+    ``call(method, *args, **kwargs)`` returns the client's result; ``error(...)`` expects a refusal and returns
+    ``(HTTP status, message)``.
+    """
+
+    def __init__(self, python: Path, url: str, out_dir: Path) -> None:
+        cmd = [str(python), "-m", "tests.label.client_driver", url, str(out_dir)]
+        self.process = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=project_env(), cwd=REPO_ROOT
+        )
+
+    def _send(self, method: str, args: tuple, kwargs: dict) -> dict:
+        self.process.stdin.write(json.dumps({"method": method, "args": list(args), "kwargs": kwargs}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line, f"the client driver exited ({self.process.poll()}) during {method}"
+        return json.loads(line)
+
+    def call(self, method: str, *args, **kwargs):
+        answer = self._send(method, args, kwargs)
+        assert answer["ok"], f"{method}{args}: HTTP {answer['status']}: {answer['message'][:2000]}"
+        return answer["result"]
+
+    def error(self, method: str, *args, **kwargs) -> tuple[int, str]:
+        answer = self._send(method, args, kwargs)
+        assert not answer["ok"], f"{method}{args} was accepted: {str(answer['result'])[:500]}"
+        return answer["status"], answer["message"]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+def offline_run(python: Path, bundle: Path, image: Path, out: Path) -> subprocess.Popen:
+    """Start ``python -m monai.bundle run`` of the bundle's ``inference.json`` on one image (its models/model.pt)."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [str(python), "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json")]
+    cmd += ["--bundle_root", str(bundle), "--output_dir", str(out), "--num_workers", "0"]
+    cmd += ["--dataset#data", json.dumps([{"image": str(image)}])]
+    log = open(out / "offline.log", "w")
+    return subprocess.Popen(cmd, env=project_env(), stdout=log, stderr=subprocess.STDOUT, cwd=out)
