@@ -89,12 +89,14 @@ def folder_has_dicom(folder: str | os.PathLike, recursive: bool = True) -> bool:
     return any(is_dicom_file(p) for p in it)
 
 
-def read_image(path: str | os.PathLike, *, series_uid: str | None = None) -> sitk.Image:
+def read_image(path: str | os.PathLike, *, series_uid: str | None = None, rules: dict | None = None) -> sitk.Image:
     """Read an image file or a DICOM series folder.
 
     Args:
         path: NIfTI/NRRD/MHA/MHD file, a DICOM file, or a folder holding one DICOM series (searched recursively).
         series_uid: SeriesInstanceUID to pick when a DICOM folder holds several series.
+        rules: series selection rules for a DICOM folder holding several series (:mod:`data_prep.series_selection`;
+            None: its default rules).
 
     Returns:
         The image (SimpleITK, LPS). DICOM gives int16/uint16 stored values when the rescale is the identity or integer
@@ -110,7 +112,7 @@ def read_image(path: str | os.PathLike, *, series_uid: str | None = None) -> sit
     from data_prep import dicom  # lazy: pydicom is only needed for DICOM inputs
 
     if p.is_dir():
-        return dicom.read_dicom_series(p, series_uid=series_uid)
+        return dicom.read_dicom_series(p, series_uid=series_uid, rules=rules)
     if is_image_file(p):
         try:
             return sitk.ReadImage(str(p))
@@ -119,7 +121,7 @@ def read_image(path: str | os.PathLike, *, series_uid: str | None = None) -> sit
             detail = next((m for m in msg if "ERROR" in m or "rror" in m), msg[-1] if msg else "")
             raise ValueError(f"cannot read image file {p}: {detail.strip()}") from None
     if is_dicom_file(p):
-        return dicom.read_dicom_files([p], source=p, series_uid=series_uid)
+        return dicom.read_dicom_files([p], source=p, series_uid=series_uid, rules=rules)
     raise ValueError(
         f"unsupported input {p}: expected one of {', '.join(IMAGE_SUFFIXES)}, a DICOM file or a DICOM series folder"
     )
