@@ -24,3 +24,18 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         skip_or_fail(f"{SHARED_DIR} is absent: it sits beside the checkout on the developers' machines and in CI")
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory):
+    """A private Orthanc PACS with DICOMweb on a free port of 127.0.0.1 for the test session (see tests/orthanc.py).
+
+    Skips with the install command when Orthanc is not installed; fails instead under CI.
+    """
+    from tests.orthanc import find_orthanc, running_orthanc
+
+    binary, plugin, reason = find_orthanc()
+    if binary is None or plugin is None:
+        skip_or_fail(reason)
+    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        yield server
