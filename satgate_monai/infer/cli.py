@@ -16,7 +16,13 @@ __all__ = ["build_parser", "main", "parse_overrides"]
 
 EPILOG = """\
 inputs: an image file (.nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd), a DICOM series folder, or a folder of cases (image files
-  and/or DICOM series sub-folders), read with data_prep's validated readers (broken DICOM series are refused).
+  and/or DICOM series sub-folders), read with data_prep's validated readers (broken DICOM series are refused); or a
+  study on a DICOMweb server, dicomweb://HOST:PORT/dicom-web?study=UID, retrieved with WADO-RS (--store sends the
+  DICOM-SEG back with STOW-RS).
+series: a DICOM folder (study) with several series is read by the bundle's series_selection rules (metadata.json;
+  --series-rules FILE replaces them): localizers and non-image objects never qualify, the first selection that a
+  series satisfies decides, a tie is refused with the tied series listed; --series UID overrides. report.csv names
+  the series read (series) and why the others were skipped (series_selection). See docs/pacs.md.
 outputs in --out, per case <case>:
   <case>_seg.nii.gz              integer labels on exactly the source image's grid (same shape and affine)
   <case>_seg.dcm                 DICOM-SEG referencing the source series (DICOM input, --format dicomseg)
@@ -71,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="case names from the file/folder name (default) or DICOM PatientID_SeriesNumber")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=JSON",
                    help="override a bundle config entry, e.g. --set 'inferer#sw_batch_size=2' (repeatable)")
+    p.add_argument("--series", default=None, metavar="UID",
+                   help="SeriesInstanceUID to read in DICOM folders that hold several series (overrides the rules)")
+    p.add_argument("--series-rules", default=None, metavar="JSON",
+                   help="series selection rules file (default: the bundle's metadata.json series_selection)")
+    p.add_argument("--store", action="store_true",
+                   help="send each DICOM-SEG back to the dicomweb:// input's server with STOW-RS")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (tracebacks of failed cases)")
     return p
@@ -81,16 +93,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from data_prep.series_selection import load_rules
     from satgate_monai.infer.bundle import BundleRunner
+    from satgate_monai.infer.dicomweb import is_dicomweb, run_dicomweb
     from satgate_monai.infer.pipeline import InferenceOptions, run_inference
 
     try:
         formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
-        opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
-                                name_from=args.name_from)
+        if args.store and not is_dicomweb(args.input):
+            raise ValueError("--store needs a dicomweb://HOST:PORT/PATH?study=UID input")
         runner = BundleRunner(args.bundle, device=args.device, ckpt=args.ckpt, overlap=args.overlap,
                               overrides=parse_overrides(args.overrides))
-        reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress)
+        opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
+                                name_from=args.name_from, series_uid=args.series,
+                                series_rules=load_rules(args.series_rules or runner.bundle_dir))
+        if is_dicomweb(args.input):
+            reports = run_dicomweb(runner, args.input, args.out, opts, store=args.store, progress=not args.no_progress)
+        else:
+            reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ import SimpleITK as sitk
 from tqdm.auto import tqdm
 
 from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
+from data_prep.dicom import read_dicom_study
 from data_prep.readers import read_image
 from satgate_monai.infer.bundle import BundleRunner
 from satgate_monai.infer.cases import Case, find_cases, safe_output_path, sanitize_name
@@ -46,12 +47,17 @@ class InferenceOptions:
         save_attention: write every ``sat``/``at`` gate's attention map (float32 NIfTI on the source grid).
         overwrite: replace existing outputs (otherwise such a case is ``skipped``).
         name_from: ``"path"`` or ``"patient"`` (see :func:`~satgate_monai.infer.cases.find_cases`).
+        series_uid: the series to read in DICOM folders that hold several (``--series``), whatever the rules say.
+        series_rules: series selection rules for such folders (:mod:`data_prep.series_selection`; the CLI passes
+            the bundle's ``series_selection`` metadata); None: that module's default rules.
     """
 
     formats: tuple[str, ...] = ("nifti", "dicomseg")
     save_attention: bool = False
     overwrite: bool = False
     name_from: str = "path"
+    series_uid: str | None = None
+    series_rules: dict | None = None
 
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in FORMATS]
@@ -89,7 +95,15 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         report.error = "nothing to write: --format dicomseg applies to DICOM input only (add nifti)"
         return report
     try:
-        image = read_image(case.path)
+        series_uid = None
+        if case.is_dicom and case.path.is_dir():  # a study: one series chosen by the rules, named in the report
+            image, choice = read_dicom_study(case.path, opts.series_uid, opts.series_rules)
+            series_uid = choice.chosen.uid
+            report.extra["series"] = series_uid
+            if choice.skipped:
+                report.extra["series_selection"] = choice.summary()
+        else:
+            image = read_image(case.path, series_uid=opts.series_uid, rules=opts.series_rules)
         t_read = time.perf_counter()
         if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
             raise ValueError(f"{case.path}: expected a 3D single-channel image, got {image.GetDimension()}D with "
@@ -110,7 +124,8 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
             writes.append((safe_output_path(out, f"{case.name}_seg.nii.gz"), lambda p: write_nifti(label, p)))
         if "dicomseg" in opts.formats and case.is_dicom:
             writes.append((safe_output_path(out, f"{case.name}_seg.dcm"), lambda p: write_dicom_seg(
-                label, case.path, p, runner.labels, algorithm_name=runner.name, algorithm_version=_version())))
+                label, case.path, p, runner.labels, algorithm_name=runner.name, algorithm_version=_version(),
+                series_uid=series_uid)))
         for gate, amap in attention.items():
             writes.append((safe_output_path(out, f"{case.name}_attention_{sanitize_name(gate, 'gate')}.nii.gz"),
                            lambda p, amap=amap: write_nifti(amap, p)))
@@ -127,6 +142,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         report.status = "failed"
         report.error = f"{type(e).__name__}: {e}"
         report.volumes_ml = {}
+        report.extra.pop("series_selection", None)
     report.seconds = time.perf_counter() - t0
     return report
 
