@@ -34,7 +34,9 @@ __all__ = ["SCHEMES", "DicomwebError", "DicomwebSource", "is_dicomweb", "parse_d
 logger = logging.getLogger(__name__)
 
 SCHEMES = {"dicomweb": "http", "dicomwebs": "https"}
-TIMEOUT_S = 120.0
+TIMEOUT_S = 120.0  # per HTTP request
+RETRY_ATTEMPTS = 3
+RETRY_WAIT_MS = 250  # exponential back-off: 0.5 s, then 1 s
 
 
 class DicomwebError(OSError):
@@ -86,7 +88,10 @@ def parse_dicomweb(address: str) -> DicomwebSource:
 def _client(url: str):
     from dicomweb_client.api import DICOMwebClient
 
-    return DICOMwebClient(url=url, timeout=TIMEOUT_S)
+    client = DICOMwebClient(url=url, timeout=TIMEOUT_S)
+    # retry busy answers (429, 503...) and refused connections a few times, within seconds rather than a minute
+    client.set_http_retry_params(max_attempts=RETRY_ATTEMPTS, wait_exponential_multiplier=RETRY_WAIT_MS)
+    return client
 
 
 def _fail(what: str, source: DicomwebSource, e: Exception) -> DicomwebError:
