@@ -47,6 +47,7 @@ __all__ = [
     "SeriesInfo",
     "read_dicom_series",
     "read_dicom_study",
+    "choose_series",
     "read_dicom_files",
     "list_series",
     "NON_IMAGE_MODALITIES",
@@ -490,6 +491,18 @@ def _read(files: Sequence[Path], where: str, series_uid: str | None,
     image.SetDirection(tuple(float(v) for v in direction.ravel()))
     logger.debug("%s: read %d slices of series %s", where, len(frames), chosen.uid)
     return image, choice
+
+
+def choose_series(files: Sequence[str | os.PathLike], where: str, series_uid: str | None = None,
+                  rules: dict | None = None) -> SeriesChoice:
+    """The series :func:`read_dicom_study` would read among ``files`` (headers only, no pixel data).
+
+    Raises:
+        DicomSeriesError: unreadable files, no image series, or a selection refused (naming ``where``).
+    """
+    non_image: dict[str, SeriesInfo] = {}
+    series, _ = _scan([Path(f) for f in files], where, non_image)
+    return _choose_series(series, series_uid, where, rules, non_image)[1]
 
 
 def read_dicom_study(folder: str | os.PathLike, series_uid: str | None = None,
