@@ -79,6 +79,8 @@ class CaseSpec:
         label_map: remap label values before resampling, e.g. ``{2: 1}`` merges liver tumour into liver; values not
             in the map are kept.
         series_uid: SeriesInstanceUID to pick in a DICOM folder holding several series.
+        series_rules: series selection rules for such a folder (:mod:`data_prep.series_selection`; None: its
+            default rules).
     """
 
     name: str
@@ -87,6 +89,7 @@ class CaseSpec:
     image_channel: int | None = None
     label_map: dict[int, int] | None = None
     series_uid: str | None = None
+    series_rules: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def process_case(spec: CaseSpec, out_dir: str | os.PathLike, options: PrepareOpt
                 row.status, row.output_size = "skipped", size
                 row.seconds = time.perf_counter() - t0
                 return row
-        image = read_image(spec.image, series_uid=spec.series_uid)
+        image = read_image(spec.image, series_uid=spec.series_uid, rules=spec.series_rules)
         size, spacing = _spatial(image)
         row.source_size, row.source_spacing = format_tuple(size), format_tuple(spacing)
         channels = _split_channels(image, spec.image_channel, f"image {spec.image}")

@@ -149,3 +149,19 @@ def test_bundles_ship_rules() -> None:
         rules = load_rules(bundle)
         assert rules is not None and rules["selections"], bundle
     assert load_rules(REPO_ROOT / "bundles" / "skin_lesion_sat") is None  # 2D photographs: no DICOM study
+
+
+def test_prepare_reads_the_series_the_rules_pick(tmp_path: Path) -> None:
+    from data_prep.cli import main
+
+    write_study(tmp_path / "in" / "study")
+    out = tmp_path / "out"
+    assert main(["prepare", "--images", str(tmp_path / "in"), "--out", str(out), "--no-progress"]) == 1  # a tie
+    assert main(["prepare", "--images", str(tmp_path / "in"), "--out", str(out), "--series-rules", str(LIVER),
+                 "--no-progress"]) == 0
+    size = sitk.ReadImage(str(out / "images" / "study.nii.gz")).GetSize()
+    assert size[2] == 40  # the 32 slices at 2.5 mm at 2 mm (the 16 at 5 mm would give 39)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["prepare", "--images", str(tmp_path / "in"), "--out", str(tmp_path / "o2"), "--series-rules",
+                 str(bad)]) == 2
