@@ -15,12 +15,17 @@ RescaleSlope/RescaleIntercept applied per slice (float32 output when they are no
 series, otherwise an integer type that holds the values); enhanced multi-frame CT/MR read frame by frame through the
 per-frame and shared functional groups (position, orientation, pixel spacing, rescale).
 
-Refused with :class:`DicomSeriesError` (a ``ValueError`` naming the folder and the fault): several image series in
-the folder (listed with SeriesInstanceUID, number, description, modality and file count; choose with ``series_uid``),
-a missing slice (a step that is a multiple of the usual one), a duplicated slice position, non-uniform spacing, gantry
-tilt or any sheared stack (slice positions that move in-plane: resampling a sheared stack is not done here), mixed
-orientations beyond a few scout slices, mixed matrix sizes or pixel spacings, several frames of reference, a
-truncated or unreadable file (named), colour images, classic (non-enhanced) multi-frame files.
+A folder holding several series (a study) is read by :mod:`data_prep.series_selection`'s rule: ``series_uid`` if
+given, else the selection rules (a bundle's defaults, or original images first); :func:`read_dicom_study` also
+returns the choice and why the other series were skipped.
+
+Refused with :class:`DicomSeriesError` (a ``ValueError`` naming the folder and the fault): several image series that
+the rules cannot tell apart, or none that satisfies them (listed with SeriesInstanceUID, number, description,
+modality and file count; choose with ``series_uid``), a missing slice (a step that is a multiple of the usual one), a
+duplicated slice position, non-uniform spacing, gantry tilt or any sheared stack (slice positions that move in-plane:
+resampling a sheared stack is not done here), mixed orientations beyond a few scout slices, mixed matrix sizes or
+pixel spacings, several frames of reference, a truncated or unreadable file (named), colour images, classic (non-
+enhanced) multi-frame files.
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from data_prep.files import is_dicom_file
+from data_prep.series_selection import Candidate, SeriesChoice, SeriesSelectionError, select_series
 
 __all__ = [
     "DicomSeriesError",
     "SeriesInfo",
     "read_dicom_series",
+    "read_dicom_study",
+    "choose_series",
     "read_dicom_files",
     "list_series",
     "NON_IMAGE_MODALITIES",
@@ -82,6 +90,14 @@ class SeriesInfo:
     modality: str
     files: list[Path] = field(default_factory=list)
     localizer_only: bool = False
+    header: object = None  # first non-localizer header (all localizers: the first one)
+    n_images: int = 0  # images (frames) that are not localizers
+    image: bool = True  # False: a non-image object (SR, SEG, RTDOSE...), listed only as skipped
+
+    def candidate(self) -> Candidate:
+        """This series as :mod:`data_prep.series_selection` sees it."""
+        return Candidate(self.uid, self.number, self.description, self.modality, self.n_images, len(self.files),
+                         self.header, self.localizer_only, self.image)
 
     def describe(self) -> str:
         loc = ", localizer only" if self.localizer_only else ""
@@ -127,8 +143,10 @@ def _is_localizer(image_type: Sequence[str]) -> bool:
     return any(str(t).upper() in ("LOCALIZER", "SCOUT") for t in image_type)
 
 
-def _scan(files: Sequence[Path], where: str) -> tuple[dict[str, SeriesInfo], dict[Path, object]]:
-    """Read headers; group image files by series. Non-DICOM and non-image files are skipped with a log line."""
+def _scan(files: Sequence[Path], where: str,
+          non_image: dict[str, SeriesInfo] | None = None) -> tuple[dict[str, SeriesInfo], dict[Path, object]]:
+    """Read headers; group image files by series. Non-DICOM and non-image files are skipped with a log line (and
+    grouped by series into ``non_image`` when given)."""
     import pydicom
 
     series: dict[str, SeriesInfo] = {}
@@ -145,6 +163,12 @@ def _scan(files: Sequence[Path], where: str) -> tuple[dict[str, SeriesInfo], dic
         ok, why = _is_image(ds)
         if not ok:
             ignored[why] += 1
+            if non_image is not None:
+                uid = str(getattr(ds, "SeriesInstanceUID", "") or "")
+                non_image.setdefault(uid, SeriesInfo(uid, str(getattr(ds, "SeriesNumber", "") or ""),
+                                                     str(getattr(ds, "SeriesDescription", "") or ""),
+                                                     str(getattr(ds, "Modality", "") or ""), image=False)
+                                     ).files.append(f)
             continue
         uid = str(getattr(ds, "SeriesInstanceUID", "") or "")
         if not uid:
@@ -155,7 +179,14 @@ def _scan(files: Sequence[Path], where: str) -> tuple[dict[str, SeriesInfo], dic
                                             str(getattr(ds, "SeriesDescription", "") or ""),
                                             str(getattr(ds, "Modality", "") or ""), [], True)
         info.files.append(f)
-        info.localizer_only = info.localizer_only and _is_localizer(getattr(ds, "ImageType", ()) or ())
+        localizer = _is_localizer(getattr(ds, "ImageType", ()) or ())
+        info.localizer_only = info.localizer_only and localizer
+        if not localizer:
+            info.n_images += int(getattr(ds, "NumberOfFrames", 1) or 1)
+            if info.header is None or _is_localizer(getattr(info.header, "ImageType", ()) or ()):
+                info.header = ds
+        elif info.header is None:
+            info.header = ds
         headers[f] = ds
     if ignored:
         logger.info("%s: ignored %s", where, ", ".join(f"{n} {k} file(s)" for k, n in sorted(ignored.items())))
@@ -173,27 +204,20 @@ def list_series(folder: str | os.PathLike) -> list[SeriesInfo]:
     return sorted(series.values(), key=lambda s: (-len(s.files), s.uid))
 
 
-def _choose_series(series: dict[str, SeriesInfo], series_uid: str | None, where: str) -> SeriesInfo:
+def _choose_series(series: dict[str, SeriesInfo], series_uid: str | None, where: str, rules: dict | None = None,
+                   non_image: dict[str, SeriesInfo] | None = None) -> tuple[SeriesInfo, SeriesChoice]:
     if not series:
         raise DicomSeriesError(f"DICOM folder {where}: no image series found (only non-image objects or no DICOM)")
-    if series_uid is not None and series_uid in series:
-        return series[series_uid]
-    candidates = {u: s for u, s in series.items() if not s.localizer_only} or series
-    for u, s in series.items():
-        if u not in candidates:
-            logger.info("%s: not considering localizer-only series %s", where, s.describe())
-    if len(candidates) == 1:
-        chosen = next(iter(candidates.values()))
-        if series_uid is not None:
-            logger.warning("%s: series %s not found; using the folder's only image series %s", where, series_uid,
-                           chosen.uid)
-        return chosen
-    listing = "\n  ".join(s.describe() for s in sorted(candidates.values(), key=lambda s: (-len(s.files), s.uid)))
-    head = (f"series {series_uid} is not in it; it" if series_uid is not None else "it")
-    raise DicomSeriesError(
-        f"DICOM folder {where}: {head} holds {len(candidates)} image series; pick one with --series UID "
-        f"(series_uid=...) or move each series into its own folder (one case each):\n  {listing}"
-    )
+    candidates = [s.candidate() for s in series.values()] + [s.candidate() for s in (non_image or {}).values()]
+    try:
+        choice = select_series(candidates, rules, series_uid, where=f"DICOM folder {where}")
+    except SeriesSelectionError as e:
+        raise DicomSeriesError(str(e)) from None
+    for c, why in choice.skipped:
+        logger.info("%s: skipped series %s: %s", where, c.describe(), why)
+    if len(candidates) > 1:
+        logger.info("%s: chose series %s: %s", where, choice.chosen.describe(), choice.reason)
+    return series[choice.chosen.uid], choice
 
 
 def _float_list(value, n: int, what: str, where: str) -> np.ndarray:
@@ -446,9 +470,11 @@ def _pixels(frames: list[_Frame], where: str) -> np.ndarray:
     return vol
 
 
-def _read(files: Sequence[Path], where: str, series_uid: str | None) -> sitk.Image:
-    series, headers = _scan(files, where)
-    chosen = _choose_series(series, series_uid, where)
+def _read(files: Sequence[Path], where: str, series_uid: str | None,
+          rules: dict | None = None) -> tuple[sitk.Image, SeriesChoice]:
+    non_image: dict[str, SeriesInfo] = {}
+    series, headers = _scan(files, where, non_image)
+    chosen, choice = _choose_series(series, series_uid, where, rules, non_image)
     frames: list[_Frame] = []
     for f in chosen.files:
         try:
@@ -463,18 +489,33 @@ def _read(files: Sequence[Path], where: str, series_uid: str | None) -> sitk.Ima
     image.SetSpacing((float(ps[1]), float(ps[0]), float(step)))
     image.SetDirection(tuple(float(v) for v in direction.ravel()))
     logger.debug("%s: read %d slices of series %s", where, len(frames), chosen.uid)
-    return image
+    return image, choice
 
 
-def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
-    """Read the DICOM series in ``folder`` (searched recursively) after strict validation.
+def choose_series(files: Sequence[str | os.PathLike], where: str, series_uid: str | None = None,
+                  rules: dict | None = None) -> SeriesChoice:
+    """The series :func:`read_dicom_study` would read among ``files`` (headers only, no pixel data).
+
+    Raises:
+        DicomSeriesError: unreadable files, no image series, or a selection refused (naming ``where``).
+    """
+    non_image: dict[str, SeriesInfo] = {}
+    series, _ = _scan([Path(f) for f in files], where, non_image)
+    return _choose_series(series, series_uid, where, rules, non_image)[1]
+
+
+def read_dicom_study(folder: str | os.PathLike, series_uid: str | None = None,
+                     rules: dict | None = None) -> tuple[sitk.Image, SeriesChoice]:
+    """Read one series of the DICOM study in ``folder`` (searched recursively) after strict validation.
 
     Args:
-        folder: a folder holding one image series (plus, possibly, ignorable non-image objects).
-        series_uid: the SeriesInstanceUID to read when the folder holds several image series.
+        folder: a folder holding one or several series (and, possibly, non-image objects).
+        series_uid: the SeriesInstanceUID to read, whatever the rules say.
+        rules: series selection rules (:mod:`data_prep.series_selection`; None: its default rules).
 
     Returns:
-        A 3D SimpleITK image in LPS: (x, y, z) = (columns, rows, slices sorted along the normal).
+        ``(image, choice)``: a 3D SimpleITK image in LPS, (x, y, z) = (columns, rows, slices sorted along the
+        normal), and the :class:`~data_prep.series_selection.SeriesChoice` (chosen series, why others were skipped).
 
     Raises:
         DicomSeriesError: see the module docstring for the faults refused.
@@ -485,15 +526,22 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     files = _dicom_files(folder)
     if not files:
         raise DicomSeriesError(f"DICOM folder {folder}: no DICOM files found")
-    return _read(files, str(folder), series_uid)
+    return _read(files, str(folder), series_uid, rules)
+
+
+def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None,
+                      rules: dict | None = None) -> sitk.Image:
+    """The image of :func:`read_dicom_study` (same arguments and faults)."""
+    return read_dicom_study(folder, series_uid, rules)[0]
 
 
 def read_dicom_files(
-    files: Sequence[str | os.PathLike], source: str | os.PathLike | None = None, series_uid: str | None = None
+    files: Sequence[str | os.PathLike], source: str | os.PathLike | None = None, series_uid: str | None = None,
+    rules: dict | None = None,
 ) -> sitk.Image:
     """Like :func:`read_dicom_series` for an explicit list of files (e.g. a single file); ``source`` names them."""
     paths = [Path(f) for f in files]
     where = str(source) if source is not None else (str(paths[0].parent) if paths else "?")
     if not paths:
         raise DicomSeriesError(f"DICOM input {where}: no files")
-    return _read(paths, where, series_uid)
+    return _read(paths, where, series_uid, rules)[0]

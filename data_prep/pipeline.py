@@ -88,6 +88,8 @@ class CaseSpec:
         series_uid: SeriesInstanceUID to pick in a DICOM folder holding several series.
         label_values: the label values the task declares (e.g. ``(0, 1, 2)`` from an MSD ``dataset.json``), checked
             before ``label_map``; a label holding any other value fails the case. None: any integer >= 0.
+        series_rules: series selection rules for such a folder (:mod:`data_prep.series_selection`; None: its
+            default rules).
     """
 
     name: str
@@ -97,6 +99,7 @@ class CaseSpec:
     label_map: dict[int, int] | None = None
     series_uid: str | None = None
     label_values: tuple[int, ...] | None = None
+    series_rules: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,8 @@ def process_case(spec: CaseSpec, out_dir: str | os.PathLike, options: PrepareOpt
                 row.seconds = time.perf_counter() - t0
                 return row
         notes: list[str] = []
-        image = read_image(spec.image, series_uid=spec.series_uid, nonfinite=options.nonfinite, notes=notes)
+        image = read_image(spec.image, series_uid=spec.series_uid, rules=spec.series_rules,
+                           nonfinite=options.nonfinite, notes=notes)
         size, spacing = _spatial(image)
         row.source_size, row.source_spacing = format_tuple(size), format_tuple(spacing)
         channels = _split_channels(image, spec.image_channel, f"image {spec.image}")

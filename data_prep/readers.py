@@ -46,6 +46,7 @@ def read_image(
     path: str | os.PathLike,
     *,
     series_uid: str | None = None,
+    rules: dict | None = None,
     nonfinite: str = "refuse",
     what: str = "image",
     notes: list[str] | None = None,
@@ -58,6 +59,8 @@ def read_image(
         nonfinite: NaN/Inf voxels: ``"refuse"`` (default) or ``"zero"`` (replace them by 0; a note is added).
         what: ``"image"`` or ``"label"`` (a label with NaN/Inf is always refused).
         notes: a list that receives what was changed (e.g. replaced non-finite voxels), for the report.
+        rules: series selection rules for a DICOM folder holding several series (:mod:`data_prep.series_selection`;
+            None: its default rules).
 
     Returns:
         The image (SimpleITK, LPS). DICOM gives int16/uint16 stored values when the rescale is the identity or integer
@@ -72,7 +75,7 @@ def read_image(
     if not p.exists():
         raise FileNotFoundError(f"input not found: {p}")
     if p.is_dir():
-        image = dicom.read_dicom_series(p, series_uid=series_uid)
+        image = dicom.read_dicom_series(p, series_uid=series_uid, rules=rules)
     elif is_image_file(p):
         found = check_file(p, nonfinite=nonfinite, what=what)
         if notes is not None:
@@ -84,7 +87,7 @@ def read_image(
             detail = next((m for m in msg if "ERROR" in m or "rror" in m), msg[-1] if msg else "")
             raise InputError(f"cannot read image file {p}: {detail.strip()}") from None
     elif is_dicom_file(p):
-        image = dicom.read_dicom_files([p], source=p, series_uid=series_uid)
+        image = dicom.read_dicom_files([p], source=p, series_uid=series_uid, rules=rules)
     else:
         raise ValueError(
             f"unsupported input {p}: expected one of {', '.join(IMAGE_SUFFIXES)}, a DICOM file or a DICOM series "

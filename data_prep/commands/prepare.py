@@ -47,8 +47,9 @@ GRID
 
 DICOM
   Headers are validated before stacking; the case fails with an error naming the folder and the fault for: several
-  image series in the folder (they are listed; pick one with --series UID, or make each its own case with
-  --split-series), a missing slice, a duplicated slice
+  image series in the folder that the selection rules cannot tell apart (default: original images first, so two
+  original series are refused; --series-rules takes a bundle's rules; they are listed; pick one with --series UID, or
+  make each its own case with --split-series), a missing slice, a duplicated slice
   position, non-uniform slice spacing, gantry tilt / sheared stacks, mixed orientations or matrix sizes, truncated
   or unreadable files, classic multi-frame files. Handled: slices in any file order (sorted along the slice normal),
   localizer/scout images (ImageType LOCALIZER, or a few slices with another orientation) excluded with a log line,
@@ -89,6 +90,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--series", metavar="UID", default=None,
                    help="SeriesInstanceUID to use in DICOM folders that hold several series (a folder with a single "
                         "series uses it)")
+    p.add_argument("--series-rules", type=Path, metavar="PATH", default=None,
+                   help="series selection rules for DICOM folders holding several series: a rules JSON file, a "
+                        "bundle's metadata.json or a bundle folder (its series_selection); see docs/pacs.md")
     p.add_argument("--split-series", action="store_true",
                    help="make each image series of a multi-series DICOM folder its own case, named "
                         "<case>_s<SeriesNumber> (instead of failing that case)")
@@ -134,7 +138,8 @@ def _split_series(name: str, path: Path) -> list[tuple[str, str | None]]:
 
 
 def build_cases(
-    images: Path, labels: Path | None, series_uid: str | None = None, split_series: bool = False
+    images: Path, labels: Path | None, series_uid: str | None = None, split_series: bool = False,
+    series_rules: dict | None = None,
 ) -> list[CaseSpec]:
     """Pair images and labels by case name (``split_series``: one case per series of a multi-series DICOM folder).
 
@@ -158,13 +163,16 @@ def build_cases(
         parts = _split_series(name, path) if split_series else [(name, None)]
         for sub, uid in parts:
             lab = label_cases.get(sub, label_cases.get(name) if len(parts) == 1 else None)
-            cases.append(CaseSpec(sub, path, lab, series_uid=uid or series_uid))
+            cases.append(CaseSpec(sub, path, lab, series_uid=uid or series_uid, series_rules=series_rules))
     return cases
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        cases = build_cases(args.images, args.labels, args.series, args.split_series)
+        from data_prep.series_selection import load_rules
+
+        rules = load_rules(args.series_rules) if args.series_rules is not None else None
+        cases = build_cases(args.images, args.labels, args.series, args.split_series, rules)
         if args.label_values:
             declared = tuple(sorted({int(v) for v in args.label_values.split(",") if v.strip()}))
             cases = [replace(c, label_values=declared) for c in cases]

@@ -20,7 +20,13 @@ __all__ = ["build_parser", "main", "parse_mirror_axes", "parse_overrides"]
 
 EPILOG = """\
 inputs: an image file (.nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd), a DICOM series folder, or a folder of cases (image files
-  and/or DICOM series sub-folders), read with data_prep's validated readers (broken DICOM series are refused).
+  and/or DICOM series sub-folders), read with data_prep's validated readers (broken DICOM series are refused); or a
+  study on a DICOMweb server, dicomweb://HOST:PORT/dicom-web?study=UID, retrieved with WADO-RS (--store sends the
+  DICOM-SEG back with STOW-RS).
+series: a DICOM folder (study) with several series is read by the bundle's series_selection rules (metadata.json;
+  --series-rules FILE replaces them): localizers and non-image objects never qualify, the first selection that a
+  series satisfies decides, a tie is refused with the tied series listed; --series UID overrides. report.csv names
+  the series read (series) and why the others were skipped (series_selection). See docs/pacs.md.
 outputs in --out, per case <case>:
   <case>_seg.nii.gz              integer labels on exactly the source image's grid (same shape and affine)
   <case>_seg.dcm                 DICOM-SEG referencing the source series (DICOM input, --format dicomseg)
@@ -113,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nonfinite", choices=("refuse", "zero"), default="refuse",
                    help="NaN/Inf input voxels: refuse the case (default) or replace them by 0 (report.csv's warning "
                         "column says how many)")
+    p.add_argument("--series", default=None, metavar="UID",
+                   help="SeriesInstanceUID to read in DICOM folders that hold several series (overrides the rules)")
+    p.add_argument("--series-rules", default=None, metavar="JSON",
+                   help="series selection rules file (default: the bundle's metadata.json series_selection)")
+    p.add_argument("--store", action="store_true",
+                   help="send each DICOM-SEG back to the dicomweb:// input's server with STOW-RS")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", "--debug", action="store_true",
                    help="debug logging, with tracebacks of failed cases and errors")
@@ -141,18 +153,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from data_prep.series_selection import load_rules
     from satgate_monai.infer.bundle import BundleRunner
+    from satgate_monai.infer.dicomweb import is_dicomweb, run_dicomweb
     from satgate_monai.infer.pipeline import InferenceOptions, run_inference
 
     formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
-    opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
-                            name_from=args.name_from, nonfinite=args.nonfinite,
-                            save_probabilities=args.save_probabilities, stats=args.stats)
+    if args.store and not is_dicomweb(args.input):
+        raise ValueError("--store needs a dicomweb://HOST:PORT/PATH?study=UID input")
     runner = BundleRunner(args.bundle, device=args.device, ckpt=args.ckpt, overlap=args.overlap,
                           overrides=parse_overrides(args.overrides),
                           mirror_axes=parse_mirror_axes(args.mirror_axes))
-    reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress,
-                            command=["python", "-m", "satgate_monai.infer", *argv])
+    opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
+                            name_from=args.name_from, nonfinite=args.nonfinite,
+                            save_probabilities=args.save_probabilities, stats=args.stats, series_uid=args.series,
+                            series_rules=load_rules(args.series_rules or runner.bundle_dir))
+    command = ["python", "-m", "satgate_monai.infer", *argv]
+    if is_dicomweb(args.input):
+        reports = run_dicomweb(runner, args.input, args.out, opts, store=args.store, progress=not args.no_progress,
+                               command=command)
+    else:
+        reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress, command=command)
     if args.save_attention:
         _write_selection_state(runner.network, Path(args.out))
     counts = {s: sum(r.status == s for r in reports) for s in ("ok", "skipped", "failed")}

@@ -237,11 +237,13 @@ def build_dicom_seg(label: sitk.Image, series: Sequence, labels: Mapping[int, st
 
 
 def write_dicom_seg(label: sitk.Image, source: str | os.PathLike, path: str | os.PathLike,
-                    labels: Mapping[int, str], *, algorithm_name: str, algorithm_version: str) -> bool:
+                    labels: Mapping[int, str], *, algorithm_name: str, algorithm_version: str,
+                    series_uid: str | None = None) -> bool:
     """Write a DICOM-SEG of ``label`` referencing the DICOM series at ``source`` to ``path``.
 
     The caller makes the write atomic (the CLI writes every output of a case to temporary files first). The series
-    whose instances coincide with ``label``'s grid is chosen (a folder may hold several).
+    ``series_uid`` is referenced when given (the one the reader chose in a study); otherwise the series whose
+    instances coincide with ``label``'s grid (a folder may hold several).
 
     Returns:
         True when frames were matched one-to-one to source instances (False: own plane positions).
@@ -250,6 +252,8 @@ def write_dicom_seg(label: sitk.Image, source: str | os.PathLike, path: str | os
         ValueError: no DICOM image instances at ``source``.
     """
     all_series = collect_source_instances(source)
+    if series_uid is not None:
+        all_series = [s for s in all_series if str(s[0].get("SeriesInstanceUID", "")) == series_uid]
     if not all_series:
         raise ValueError(f"no DICOM image instances found in {source} for the DICOM-SEG")
     series = next((s for s in all_series if match_frames(s, label) is not None), all_series[0])

@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from tqdm.auto import tqdm
 
 from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
+from data_prep.dicom import read_dicom_study
 from data_prep.errors import describe, one_line
 from data_prep.readers import read_image
 from data_prep.validation import check_file, check_image
@@ -63,6 +64,9 @@ class InferenceOptions:
             argmax (see :mod:`~satgate_monai.infer.probabilities`).
         stats: ``"json"``: also write ``<case>_stats.json`` (:mod:`~satgate_monai.infer.statistics`); ``None``: the
             statistics go to ``report.csv`` only.
+        series_uid: the series to read in DICOM folders that hold several (``--series``), whatever the rules say.
+        series_rules: series selection rules for such folders (:mod:`data_prep.series_selection`; the CLI passes
+            the bundle's ``series_selection`` metadata); None: that module's default rules.
     """
 
     formats: tuple[str, ...] = ("nifti", "dicomseg")
@@ -72,6 +76,8 @@ class InferenceOptions:
     nonfinite: str = "refuse"
     save_probabilities: bool = False
     stats: str | None = None
+    series_uid: str | None = None
+    series_rules: dict | None = None
 
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in FORMATS]
@@ -154,7 +160,19 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         return report
     try:
         notes: list[str] = []
-        image = read_image(case.path, nonfinite=opts.nonfinite, notes=notes)
+        series_uid = None
+        if case.is_dicom and case.path.is_dir():  # a study: one series chosen by the rules, named in the report
+            image, choice = read_dicom_study(case.path, opts.series_uid, opts.series_rules)
+            image, found = check_image(image, case.path, nonfinite=opts.nonfinite)
+            notes.extend(found)
+            series_uid = choice.chosen.uid
+            series_columns = {"series": series_uid}
+            if choice.skipped:
+                series_columns["series_selection"] = choice.summary()
+        else:
+            image = read_image(case.path, series_uid=opts.series_uid, rules=opts.series_rules,
+                               nonfinite=opts.nonfinite, notes=notes)
+            series_columns = {}
         image, _ = check_image(image, case.path, spatial_dims=3, channels=1)  # what the 3D bundles take
         t_read = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="satgate-infer-") as td:
@@ -173,7 +191,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         t_back = time.perf_counter()
         report.volumes_ml = label_volumes_ml(label, runner.labels)
         stats = label_statistics(label, image, runner.labels)
-        report.extra = report_columns(stats)
+        report.extra = {**series_columns, **report_columns(stats)}
         writes: list[tuple[Path, Callable[[Path], object]]] = []
         ident = algorithm_identity(runner)
         if "nifti" in opts.formats:
@@ -197,7 +215,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
             try:
                 with atomic_path(seg_path) as tmp:
                     write_dicom_seg(label, case.path, tmp, runner.labels, algorithm_name=ident[0],
-                                    algorithm_version=ident[1])
+                                    algorithm_version=ident[1], series_uid=series_uid)
             except Exception as e:  # the NIfTI mask above stays: a SEG problem never costs the case its mask
                 logger.debug("case %s: DICOM-SEG failed", case.name, exc_info=True)
                 kept = f"; the NIfTI mask {report.outputs[0]} was written" if report.outputs else ""

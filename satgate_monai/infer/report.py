@@ -42,7 +42,7 @@ class CaseReport:
     warning: str = ""
     outputs: list[str] = field(default_factory=list)
     volumes_ml: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)  # further columns (series chosen, DICOMweb store...)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -54,7 +54,7 @@ class CaseReport:
              "error": " ".join(self.error.split()), "outputs": ";".join(self.outputs),
              "warning": " ".join(self.warning.split())}
         d.update({f"volume_ml_{k}": f"{v:.3f}" for k, v in self.volumes_ml.items()})
-        d.update(self.extra)
+        d.update({k: " ".join(str(v).split()) for k, v in self.extra.items()})
         return d
 
 
