@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from satgate_monai.networks.factories import SKIP_GATE_NAMES
 from satgate_monai.tasks import TASKS, get_task
 
 __all__ = ["DEMOS", "main", "run_demo", "prepare_bundle_copy"]
@@ -126,8 +127,8 @@ def run_demo(
         ValueError: unknown ``task`` or ``gate``.
     """
     get_task(task)  # ValueError naming the tasks
-    if gate not in ("org", "at", "st", "sat"):
-        raise ValueError(f"gate must be org, at, st or sat, got {gate!r}")
+    if gate not in SKIP_GATE_NAMES:
+        raise ValueError(f"gate must be one of {list(SKIP_GATE_NAMES)}, got {gate!r}")
     demo = DEMOS[task]
     out = Path(out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the task's, 20)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
-    parser.add_argument("--gate", default="sat", choices=("org", "at", "st", "sat"),
+    parser.add_argument("--gate", default="sat", choices=SKIP_GATE_NAMES,
                         help="skip gate of the network (default sat; org is the plain U-Net)")
     parser.add_argument("--cases", type=int, default=None, help="number of phantom cases (default: data_prep's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the phantoms, split and training (default 0)")
