@@ -19,6 +19,7 @@ from typing import Any
 
 from data_prep.tasks import TASKS as DATA_TASKS
 from data_prep.tasks import DataTask
+from data_prep.tasks import get_task as get_data_task
 
 __all__ = ["Task", "TASKS", "get_task"]
 
@@ -82,6 +83,4 @@ def get_task(name: str) -> Task:
     Raises:
         ValueError: no task has that name (the message lists the names).
     """
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}: expected one of {sorted(TASKS)}")
-    return TASKS[name]
+    return TASKS[get_data_task(name).name]
