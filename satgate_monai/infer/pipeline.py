@@ -142,7 +142,6 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         report.status = "failed"
         report.error = f"{type(e).__name__}: {e}"
         report.volumes_ml = {}
-        report.extra.pop("series_selection", None)
     report.seconds = time.perf_counter() - t0
     return report
 
