@@ -4,7 +4,8 @@ Columns: ``case, input, status, seconds, error, outputs`` then ``volume_ml_<labe
 names, then any further columns a case carries: ``series`` and ``series_selection`` for DICOM folders (the series
 read and why the others were skipped), ``retrieve_seconds``, ``store_seconds`` and ``stored_seg`` for DICOMweb input.
 ``status`` is ``ok`` (written in this run), ``skipped`` (outputs exist and ``--overwrite`` was not given) or
-``failed`` (``error`` says why; nothing was written for that case). Volumes are counted on the source grid (voxel
+``failed`` (``error`` says why; nothing was written for that case, except when only the DICOMweb store failed: then
+the local outputs stay). Volumes are counted on the source grid (voxel
 count x voxel volume / 1000). Rows of cases not processed in this run are kept from the previous report.
 """
 
