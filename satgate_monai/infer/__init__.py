@@ -6,7 +6,8 @@ and ``report.csv``. Modules: :mod:`~satgate_monai.infer.cases` (discovery, safe 
 :mod:`~satgate_monai.infer.checkpoint` (safe loading), :mod:`~satgate_monai.infer.bundle` (the bundle's pipeline),
 :mod:`~satgate_monai.infer.geometry` (return to the source grid), :mod:`~satgate_monai.infer.nifti`,
 :mod:`~satgate_monai.infer.dicomseg`, :mod:`~satgate_monai.infer.report`, :mod:`~satgate_monai.infer.pipeline`
-(the batch loop), :mod:`~satgate_monai.infer.cli`. Heavy modules are imported lazily.
+(the batch loop), :mod:`~satgate_monai.infer.dicomweb` (a study from a DICOMweb server, the SEG back),
+:mod:`~satgate_monai.infer.cli`. Heavy modules are imported lazily.
 """
 
 from __future__ import annotations

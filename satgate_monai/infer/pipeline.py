@@ -173,6 +173,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
             image = read_image(case.path, series_uid=opts.series_uid, rules=opts.series_rules,
                                nonfinite=opts.nonfinite, notes=notes)
             series_columns = {}
+        report.extra.update(series_columns)
         image, _ = check_image(image, case.path, spatial_dims=3, channels=1)  # what the 3D bundles take
         t_read = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="satgate-infer-") as td:
@@ -191,7 +192,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         t_back = time.perf_counter()
         report.volumes_ml = label_volumes_ml(label, runner.labels)
         stats = label_statistics(label, image, runner.labels)
-        report.extra = {**series_columns, **report_columns(stats)}
+        report.extra.update(report_columns(stats))
         writes: list[tuple[Path, Callable[[Path], object]]] = []
         ident = algorithm_identity(runner)
         if "nifti" in opts.formats:
@@ -235,7 +236,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         if str(case.path) not in report.error and case.name not in report.error:
             report.error = one_line(f"{case.path}: {report.error}")
         report.volumes_ml = {}
-        report.extra = {}
+        report.extra = {k: v for k, v in report.extra.items() if k == "series"}
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -1,13 +1,16 @@
 """``report.csv`` of the inference CLI: one row per case, merged with the rows of earlier runs.
 
 Columns: ``case, input, status, seconds, error, outputs, warning`` then ``volume_ml_<label>`` for every label the
-bundle names, then the per-label statistics of :mod:`~satgate_monai.infer.statistics` (``voxels_<label>``,
-``mean_<label>``, ...). ``status`` is ``ok`` (written in this run), ``skipped`` (complete outputs exist and
-``--overwrite`` was not given) or ``failed`` (``error`` says why, in one line of at most 300 characters; nothing was
-written for that case, except when only its DICOM-SEG failed: then ``outputs`` lists the NIfTI mask that was written).
-``warning`` says what was changed to make the case run (non-finite input voxels replaced by 0 with
-``--nonfinite zero``). Volumes are counted on the source grid (voxel count x voxel volume / 1000). Rows of cases not
-processed in this run are kept from the previous report.
+bundle names, then any further columns a case carries: the per-label statistics of
+:mod:`~satgate_monai.infer.statistics` (``voxels_<label>``, ``mean_<label>``, ...), ``series`` and
+``series_selection`` for DICOM folders (the series read and why the others were skipped), ``retrieve_seconds``,
+``store_seconds`` and ``stored_seg`` for DICOMweb input. ``status`` is ``ok`` (written in this run), ``skipped``
+(complete outputs exist and ``--overwrite`` was not given) or ``failed`` (``error`` says why, in one line of at most
+300 characters; nothing was written for that case, except when only its DICOM-SEG failed: then ``outputs`` lists the
+NIfTI mask that was written, or when only the DICOMweb store failed: then the local outputs stay). ``warning`` says
+what was changed to make the case run (non-finite input voxels replaced by 0 with ``--nonfinite zero``). Volumes are
+counted on the source grid (voxel count x voxel volume / 1000). Rows of cases not processed in this run are kept from
+the previous report.
 """
 
 from __future__ import annotations

@@ -31,10 +31,12 @@ class CtStudy:
     thin_image: sitk.Image
 
 
-def write_ct_study(image: sitk.Image, folder: Path, *, patient_id: str = "STUDY1") -> CtStudy:
+def write_ct_study(image: sitk.Image, folder: Path, *, patient_id: str = "STUDY1", modality: str = "CT",
+                   descriptions: tuple[str, str] = ("ABD 1.0 soft", "ABD 2.0 soft")) -> CtStudy:
     """Write ``image`` (HU) as series 3 "ABD 1.0 soft" and every other slice of it as series 2 "ABD 2.0 soft", with
     a coronal localizer (series 1), an SR and a CT dose report (Secondary Capture) in one study, files mixed in
-    ``folder`` as a PACS export may leave them."""
+    ``folder`` as a PACS export may leave them. ``modality`` and ``descriptions`` (thin, thick) relabel the two
+    reconstructions and the localizer (e.g. ``"MR"``, ``("t2_tse_tra", "t2_tse_tra_2mm")``)."""
     folder.mkdir(parents=True, exist_ok=True)
     staging = folder.parent / f".{folder.name}-staging"
     thin_sops = write_ct_series(image, staging / "thin", patient_id=patient_id, series_number=3)
@@ -42,14 +44,15 @@ def write_ct_study(image: sitk.Image, folder: Path, *, patient_id: str = "STUDY1
     first = pydicom.dcmread(next((staging / "thin").iterdir()), stop_before_pixels=True)
     study, frame = str(first.StudyInstanceUID), str(first.FrameOfReferenceUID)
     uids = {}
-    for tag, desc in (("thin", "ABD 1.0 soft"), ("thick", "ABD 2.0 soft")):
+    for tag, desc in zip(("thin", "thick"), descriptions):
         for p in sorted((staging / tag).iterdir()):
             ds = pydicom.dcmread(p)
             ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.SeriesDescription = study, frame, desc
+            ds.Modality = modality
             uids[tag] = str(ds.SeriesInstanceUID)
             ds.save_as(folder / f"{tag}_{p.name}.dcm", enforce_file_format=True)
     loc = pydicom.dcmread(next((staging / "thin").iterdir()))
-    loc.StudyInstanceUID, loc.FrameOfReferenceUID = study, frame
+    loc.StudyInstanceUID, loc.FrameOfReferenceUID, loc.Modality = study, frame, modality
     loc.SeriesInstanceUID, loc.SeriesNumber, loc.SeriesDescription = generate_uid(), 1, "Topogram"
     loc.SOPInstanceUID = loc.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     loc.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]

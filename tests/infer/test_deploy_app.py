@@ -41,13 +41,11 @@ def deploy_python() -> Path:
     return Path(found)
 
 
-@pytest.fixture(scope="session")
-def threshold_bundle(liver_bundle: Path, tmp_path_factory) -> Path:
-    """A copy of the liver bundle whose network is the threshold stand-in, with its weights in models/model.pt."""
+def _threshold_copy(bundle: Path, root: Path) -> Path:
+    """A copy of ``bundle`` whose network is the threshold stand-in, with its weights in models/model.pt."""
     import torch
 
-    root = tmp_path_factory.mktemp("bundle") / "liver_ct_sat"
-    shutil.copytree(liver_bundle / "configs", root / "configs")
+    shutil.copytree(bundle / "configs", root / "configs")
     cfg = json.loads((root / "configs" / "inference.json").read_text())
     cfg["network_def"] = {"_target_": "tests.infer.helpers.ThresholdNet"}
     cfg["roi_size"] = [32, 32, 32]
@@ -58,7 +56,14 @@ def threshold_bundle(liver_bundle: Path, tmp_path_factory) -> Path:
     return root
 
 
-def _run_app(python: Path, study: Path, out: Path, bundle: Path, **env: str) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="session")
+def threshold_bundle(liver_bundle: Path, tmp_path_factory) -> Path:
+    """The liver bundle with the threshold stand-in network and its weights in models/model.pt."""
+    return _threshold_copy(liver_bundle, tmp_path_factory.mktemp("bundle") / "liver_ct_sat")
+
+
+def _run_app(python: Path, study: Path, out: Path, bundle: Path, app: str = "liver_ct_sat",
+             **env: str) -> subprocess.CompletedProcess:
     def big_stack() -> None:  # Holoscan asks for 32 MB of stack
         soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
         want = 32 * 2**20 if hard == resource.RLIM_INFINITY else min(32 * 2**20, hard)
@@ -66,16 +71,22 @@ def _run_app(python: Path, study: Path, out: Path, bundle: Path, **env: str) -> 
 
     full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "SATGATE_DEVICE": "cpu", **env}
-    return subprocess.run([str(python), str(REPO_ROOT / "deploy" / "liver_ct_sat"), "-i", str(study), "-o", str(out),
+    return subprocess.run([str(python), str(REPO_ROOT / "deploy" / app), "-i", str(study), "-o", str(out),
                            "-m", str(bundle)], capture_output=True, text=True, env=full_env, cwd=out.parent,
                           preexec_fn=big_stack, timeout=APP_TIMEOUT_S)
 
 
 @pytest.mark.slow
-def test_deploy_app_matches_the_cli(deploy_python, threshold_bundle, lung_crop, tmp_path):
-    study = write_ct_study(lung_crop, tmp_path / "study")
+@pytest.mark.parametrize("app", ["liver_ct_sat", "prostate_mri_sat"])
+def test_deploy_app_matches_the_cli(app, deploy_python, threshold_bundle, lung_crop, tmp_path):
+    if app == "liver_ct_sat":
+        study = write_ct_study(lung_crop, tmp_path / "study")
+    else:  # the same voxels as an MR study whose thin series is the T2 the prostate rules look for
+        threshold_bundle = _threshold_copy(REPO_ROOT / "bundles" / app, tmp_path / "bundle" / app)
+        study = write_ct_study(lung_crop, tmp_path / "study", modality="MR",
+                               descriptions=("t2_tse_tra", "ep2d_diff_b800"))
     app_out, cli_out = tmp_path / "app_out", tmp_path / "cli_out"
-    r = _run_app(deploy_python, study.folder, app_out, threshold_bundle)
+    r = _run_app(deploy_python, study.folder, app_out, threshold_bundle, app)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert main(["--bundle", str(threshold_bundle), "--input", str(study.folder), "--out", str(cli_out), "--device",
                  "cpu", "--no-progress"]) == 0
@@ -84,7 +95,7 @@ def test_deploy_app_matches_the_cli(deploy_python, threshold_bundle, lung_crop, 
     a, c = nib.load(app_out / "study_seg.nii.gz"), nib.load(cli_out / "study_seg.nii.gz")
     np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(c.dataobj))
     np.testing.assert_allclose(a.affine, c.affine, atol=1e-6)
-    assert np.asarray(a.dataobj).any()
+    assert np.asarray(a.dataobj).any() and not np.asarray(a.dataobj).all()
     check_seg_matches_mask(app_out / "study_seg.dcm", cli_out / "study_seg.nii.gz", study.thin, study.thin_sops)
     app_seg, cli_seg = pydicom.dcmread(app_out / "study_seg.dcm"), pydicom.dcmread(cli_out / "study_seg.dcm")
     assert app_seg.pixel_array.tobytes() == cli_seg.pixel_array.tobytes()

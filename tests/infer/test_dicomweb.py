@@ -35,7 +35,6 @@ def test_address_parsing() -> None:
 
 @pytest.mark.slow
 def test_pacs_to_pacs_round_trip(orthanc, liver_bundle, lung_crop, threshold_ckpt, tmp_path):
-    orthanc.clear()
     study = write_ct_study(lung_crop, tmp_path / "study", patient_id="PACS1")
     files = sorted(study.folder.iterdir())
     for f in files:

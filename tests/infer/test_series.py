@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 
 from satgate_monai.infer.cli import main
 from tests.infer.conftest import THRESHOLD_HU, THRESHOLD_OVERRIDES
@@ -51,8 +52,6 @@ def test_study_folder_reads_the_series_the_bundle_rule_picks(liver_bundle, lung_
     assert all(uid in note for uid in study.others)
     mask = np.asarray(nib.load(out / "study_seg.nii.gz").dataobj)
     assert mask.shape == lung_crop.GetSize()
-    import SimpleITK as sitk
-
     truth = sitk.GetArrayFromImage(lung_crop).transpose(2, 1, 0) > THRESHOLD_HU
     assert dice(mask, truth) > 0.9
     check_seg_matches_mask(out / "study_seg.dcm", out / "study_seg.nii.gz", study.thin, study.thin_sops)
