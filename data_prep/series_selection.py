@@ -314,8 +314,9 @@ def select_series(candidates: Sequence[Candidate], rules: Mapping[str, Any] | No
             return SeriesChoice(ranked[0], f"satisfies '{name}' with the most images", skipped)
         tied = [c for c in ranked if not rules.get("sort_by_sop_instance_count") or c.n_images == ranked[0].n_images]
         raise SeriesSelectionError(
-            f"{where}: {len(tied)} image series satisfy '{name}' equally well; pick one with --series UID "
-            "(series_uid=...) or move each series into its own folder: " + "; ".join(c.describe() for c in tied))
+            f"{where}: {len(tied)} image series satisfy '{name}' equally well: {', '.join(c.uid for c in tied)}; "
+            "pick one with --series UID (series_uid=...) or move each series into its own folder; the series: "
+            + "; ".join(c.describe() for c in tied))
     raise SeriesSelectionError(
         f"{where}: none of its {len(usable)} image series satisfies the selection rules; pick one with --series UID: "
         + "; ".join(f"{c.describe()} {first_reasons[c.uid]}" for c in usable))

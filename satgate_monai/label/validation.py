@@ -87,7 +87,9 @@ def read_upload(path: str | os.PathLike, name: str | None = None) -> sitk.Image:
             return sitk.ReadImage(str(path))
         from data_prep.readers import read_image
 
-        return read_image(path)
+        # non-finite values are let through here (as 0) and counted by the caller, which words the refusal for a
+        # client; every other check of the project's input validation (whole stream, spacing, direction) applies
+        return read_image(path, nonfinite="zero")
     except Exception as e:  # any reader failure is the file's fault here
         reason = " ".join(str(e).replace(str(path), "the file").split())[:300] or type(e).__name__
         raise UploadError(f"{shown}: cannot be read as a {suffix} image ({reason})") from None
@@ -121,12 +123,14 @@ def check_image_upload(path: str | os.PathLike, name: str | None = None) -> Uplo
 
 
 def _nonfinite(path: str | os.PathLike, array: np.ndarray) -> int:
-    """How many values are NaN or infinite. NIfTI files are counted with nibabel: ITK's NIfTI reader turns NaN into
-    0 when it reads, which would hide them."""
+    """How many values of the file are NaN or infinite (``array``, read by :func:`read_upload`, has them as 0). NIfTI
+    files are counted with nibabel: ITK's NIfTI reader turns NaN into 0 when it reads, which would hide them."""
     if upload_suffix(path) in (".nii", ".nii.gz"):
         import nibabel as nib
 
         array = np.asanyarray(nib.load(str(path)).dataobj)
+    elif upload_suffix(path) in VOLUME_SUFFIXES:
+        array = sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))
     if not np.issubdtype(array.dtype, np.floating):
         return 0
     return int(np.count_nonzero(~np.isfinite(array)))
