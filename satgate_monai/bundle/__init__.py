@@ -7,7 +7,8 @@
 * :mod:`~satgate_monai.bundle.resume`: resume training from the last completed epoch;
 * :mod:`~satgate_monai.bundle.evaluation`: per-case CSV and the paper's Table 1 summary;
 * :mod:`~satgate_monai.bundle.crossval`: per-fold and pooled cross-validation summaries;
-* :mod:`~satgate_monai.bundle.postprocess`: keep-largest-component / fill-holes chosen on validation data.
+* :mod:`~satgate_monai.bundle.postprocess`: keep-largest-component / fill-holes chosen on validation data;
+* ``write_bundle_run`` (:mod:`satgate_monai.infer.provenance`): ``run.json`` beside ``monai.bundle run`` predictions.
 
 Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_monai`` does not import this package.
 """
@@ -21,6 +22,7 @@ from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandle
 from satgate_monai.bundle.metrics import case_metrics, confusion_counts
 from satgate_monai.bundle.postprocess import PostprocessingSelector, read_choice
 from satgate_monai.bundle.resume import ResumeHandler, unwrap
+from satgate_monai.infer.provenance import write_bundle_run
 
 __all__ = [
     "AttentionImageHandler",
@@ -39,5 +41,6 @@ __all__ = [
     "require_file",
     "summarise",
     "unwrap",
+    "write_bundle_run",
     "write_crossval",
 ]

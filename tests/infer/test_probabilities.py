@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -118,6 +120,11 @@ def test_bundle_run_with_the_same_ensemble_agrees_with_the_cli(liver_bundle, ct_
     b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "cli_out" / "ct_seg.nii.gz")))
     assert a.shape == b.shape and 0.05 < b.mean() < 0.95
     assert (a == b).mean() > 0.995
+    run = json.loads((tmp_path / "bundle_out" / "run.json").read_text())  # provenance of the bundle run too
+    assert [c["sha256"] for c in run["checkpoints"]] == [hashlib.sha256(c.read_bytes()).hexdigest() for c in ckpts]
+    assert run["ensemble"] == {"checkpoints": 2, "mirror_axes": [0], "passes_per_case": 4}
+    assert run["cases"]["ct"]["files"][0]["sha256"] == hashlib.sha256(ct_file.read_bytes()).hexdigest()
+    assert run["bundle"]["version"] == "0.1.0" and run["packages"]["monai"]
     # the ensemble really ran in the bundle: a single checkpoint gives another mask
     bundle_run(config_file=str(liver_bundle / "configs" / "inference.json"),
                meta_file=str(liver_bundle / "configs" / "metadata.json"), bundle_root=str(tmp_path / "b"),
