@@ -175,7 +175,7 @@ def run_demo(
     summary = json.loads((bundle / "eval" / "summary.json").read_text(encoding="utf-8"))
     result = {"task": task, "gate": gate, "epochs": epochs, "seed": seed, "bundle": str(bundle),
               "summary": summary, "seconds": seconds,
-              "predictions": sorted(str(p) for p in (bundle / "predictions").iterdir())}
+              "predictions": sorted(str(p) for p in (bundle / "predictions").glob("*_seg.*"))}
     from data_prep.atomic import atomic_write_text
 
     atomic_write_text(out / "demo_result.json", json.dumps(result, indent=2) + "\n")

@@ -10,7 +10,8 @@
 * :mod:`~satgate_monai.bundle.errors`: one-line errors for ``python -m monai.bundle run`` (installed on import).
 * :mod:`~satgate_monai.bundle.deep_supervision`: the training ids of a network with deep-supervision outputs.
 * :mod:`~satgate_monai.bundle.crossval`: per-fold and pooled cross-validation summaries;
-* :mod:`~satgate_monai.bundle.postprocess`: keep-largest-component / fill-holes chosen on validation data.
+* :mod:`~satgate_monai.bundle.postprocess`: keep-largest-component / fill-holes chosen on validation data;
+* ``write_bundle_run`` (:mod:`satgate_monai.bundle.provenance`): ``run.json`` beside ``monai.bundle run`` predictions.
 
 Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_monai`` does not import this package.
 """
@@ -25,6 +26,7 @@ from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, su
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
 from satgate_monai.bundle.metrics import case_metrics, confusion_counts
 from satgate_monai.bundle.postprocess import PostprocessingSelector, read_choice
+from satgate_monai.bundle.provenance import write_bundle_run
 from satgate_monai.bundle.resume import ResumeHandler, unwrap
 from satgate_monai.bundle.transforms import ValidateImaged, declared_labels
 
@@ -51,5 +53,6 @@ __all__ = [
     "require_file",
     "summarise",
     "unwrap",
+    "write_bundle_run",
     "write_crossval",
 ]

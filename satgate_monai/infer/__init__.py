@@ -5,9 +5,12 @@ case and writes ``<case>_seg.nii.gz`` on exactly the source grid, a DICOM-SEG fo
 and ``report.csv``. Modules: :mod:`~satgate_monai.infer.cases` (discovery, safe names),
 :mod:`~satgate_monai.infer.checkpoint` (safe loading), :mod:`~satgate_monai.infer.bundle` (the bundle's pipeline),
 :mod:`~satgate_monai.infer.geometry` (return to the source grid), :mod:`~satgate_monai.infer.nifti`,
-:mod:`~satgate_monai.infer.dicomseg`, :mod:`~satgate_monai.infer.report`, :mod:`~satgate_monai.infer.pipeline`
-(the batch loop), :mod:`~satgate_monai.infer.dicomweb` (a study from a DICOMweb server, the SEG back),
-:mod:`~satgate_monai.infer.cli`. Heavy modules are imported lazily.
+:mod:`~satgate_monai.infer.dicomseg`, :mod:`~satgate_monai.infer.report`, :mod:`~satgate_monai.infer.ensemble`
+(checkpoint ensembles, test-time mirroring), :mod:`~satgate_monai.infer.probabilities` (``--save-probabilities``),
+:mod:`~satgate_monai.infer.statistics` (per-label statistics), :mod:`~satgate_monai.infer.pipeline` (the batch
+loop), :mod:`~satgate_monai.infer.dicomweb` (a study from a DICOMweb server, the SEG back),
+:mod:`~satgate_monai.infer.cli`; ``run.json`` comes from :mod:`~satgate_monai.bundle.provenance`. Heavy modules are
+imported lazily.
 """
 
 from __future__ import annotations

@@ -73,15 +73,19 @@ def parse_mirror_axes(value: str | None) -> list[int] | None:
     Raises:
         ValueError: anything else.
     """
+    from satgate_monai.infer.ensemble import check_mirror_axes
+
     if value is None:
         return None
     v = value.strip().lower()
     if v in ("all", "none", ""):
         return [0, 1, 2] if v == "all" else []
     try:
-        return [int(a) for a in v.split(",")]
+        axes = [int(a) for a in v.split(",")]
+        check_mirror_axes(axes, 3)  # the CLI runs 3D bundles
     except ValueError:
-        raise ValueError(f"--mirror-axes takes all, none or a list such as 0,1,2, got {value!r}") from None
+        raise ValueError(f"--mirror-axes takes all, none or distinct axes 0-2 such as 0,1, got {value!r}") from None
+    return axes
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -154,7 +154,15 @@ def ensemble_from_config(parser: Any, inferer: Inferer | Callable) -> EnsembleIn
     """The config's ``ensemble_inferer`` (a bundle of this package), else an :class:`EnsembleInferer` around
     ``inferer`` built from the config's ``checkpoints`` and ``mirror_axes`` (both optional)."""
     if "ensemble_inferer" in parser:
-        ens = parser.get_parsed_content("ensemble_inferer")
+        try:
+            ens = parser.get_parsed_content("ensemble_inferer")
+        except RuntimeError as e:  # MONAI wraps the constructor's error: report the checkpoint/axes fault itself
+            cause = e.__cause__
+            while isinstance(cause, RuntimeError) and cause.__cause__ is not None:
+                cause = cause.__cause__
+            if isinstance(cause, (ValueError, OSError)):
+                raise cause from None
+            raise
         if not isinstance(ens, EnsembleInferer):
             raise ValueError(f"the config's ensemble_inferer must be an EnsembleInferer, got {type(ens).__name__}")
         return ens

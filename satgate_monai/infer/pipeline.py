@@ -30,13 +30,13 @@ from data_prep.dicom import read_dicom_study
 from data_prep.errors import describe, one_line
 from data_prep.readers import read_image
 from data_prep.validation import check_file, check_image
+from satgate_monai.bundle.provenance import RunLog, algorithm_identity, case_record, run_record
 from satgate_monai.infer.bundle import BundleRunner
 from satgate_monai.infer.cases import Case, find_cases, safe_output_path, sanitize_name
 from satgate_monai.infer.dicomseg import write_dicom_seg
 from satgate_monai.infer.geometry import resample_to_source
 from satgate_monai.infer.nifti import write_nifti
 from satgate_monai.infer.probabilities import probabilities_on_source, write_probabilities
-from satgate_monai.infer.provenance import RunLog, algorithm_identity, case_record, run_record
 from satgate_monai.infer.report import CaseReport, label_volumes_ml, write_report
 from satgate_monai.infer.statistics import label_statistics, report_columns, write_stats_json
 

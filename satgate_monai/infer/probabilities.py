@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 import torch
-from monai.transforms import AsDiscrete, AsDiscreted, Compose
+from monai.transforms import Activations, Activationsd, AsDiscrete, AsDiscreted, Compose
 
 from satgate_monai.infer.geometry import array_to_sitk, resample_to_source
 
@@ -52,7 +52,8 @@ def label_steps(post: Callable | None) -> list[Callable]:
 def run_postprocessing(post: Callable | None, data: dict[str, Any], *, keep_probabilities: bool = False
                        ) -> tuple[dict[str, Any], torch.Tensor | None]:
     """Run ``post`` on ``data``; with ``keep_probabilities`` also return ``data["pred"]`` as it was just before the
-    first ``AsDiscrete(d)`` (float32 ``(C, *S)`` on the CPU).
+    first ``AsDiscrete(d)`` (float32 ``(C, *S)`` on the CPU), softmaxed over ``C`` when no ``Activations(d)`` step
+    came before it (a bundle whose postprocessing starts from logits).
 
     Raises:
         ValueError: probabilities requested but the prediction before the argmax has fewer than 2 channels.
@@ -66,6 +67,8 @@ def run_postprocessing(post: Callable | None, data: dict[str, Any], *, keep_prob
     if probs.ndim < 2 or probs.shape[0] < 2:
         raise ValueError(f"--save-probabilities needs a multi-class softmax output (C >= 2), got shape "
                          f"{tuple(probs.shape)}")
+    if not any(isinstance(t, (Activations, Activationsd)) for t in before):
+        probs = torch.softmax(probs, dim=0)
     for t in after:
         data = t(data)
     return data, probs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -64,8 +66,9 @@ def test_cli_ensemble_and_mirroring_average_the_single_models(liver_bundle, tiny
         ens = torch.softmax(_runner(liver_bundle, tiny_unet_ckpt, mirror_axes=[1]).ensemble(x, runner.network), 1)
     torch.testing.assert_close(ens, (plain + flip) / 2, atol=1e-6, rtol=1e-5)
     assert parse_mirror_axes("all") == [0, 1, 2] and parse_mirror_axes("none") == [] and parse_mirror_axes(None) is None
-    with pytest.raises(ValueError, match="--mirror-axes"):
-        parse_mirror_axes("x")
+    for bad in ("x", "3", "0,0"):
+        with pytest.raises(ValueError, match="--mirror-axes"):
+            parse_mirror_axes(bad)
 
 
 @pytest.mark.slow
@@ -118,6 +121,11 @@ def test_bundle_run_with_the_same_ensemble_agrees_with_the_cli(liver_bundle, ct_
     b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "cli_out" / "ct_seg.nii.gz")))
     assert a.shape == b.shape and 0.05 < b.mean() < 0.95
     assert (a == b).mean() > 0.995
+    run = json.loads((tmp_path / "bundle_out" / "run.json").read_text())  # provenance of the bundle run too
+    assert [c["sha256"] for c in run["checkpoints"]] == [hashlib.sha256(c.read_bytes()).hexdigest() for c in ckpts]
+    assert run["ensemble"] == {"checkpoints": 2, "mirror_axes": [0], "passes_per_case": 4}
+    assert run["cases"]["ct"]["files"][0]["sha256"] == hashlib.sha256(ct_file.read_bytes()).hexdigest()
+    assert run["bundle"]["version"] == "0.1.0" and run["packages"]["monai"]
     # the ensemble really ran in the bundle: a single checkpoint gives another mask
     bundle_run(config_file=str(liver_bundle / "configs" / "inference.json"),
                meta_file=str(liver_bundle / "configs" / "metadata.json"), bundle_root=str(tmp_path / "b"),
@@ -126,3 +134,13 @@ def test_bundle_run_with_the_same_ensemble_agrees_with_the_cli(liver_bundle, ct_
                **{"dataset#data": [{"image": str(ct_file)}]})
     single = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "single" / "ct_seg.nii.gz")))
     assert (single != a).sum() > 10 * (a != b).sum()
+
+
+def test_bad_ensemble_options_exit_2_before_any_case(liver_bundle, ct_file, threshold_ckpt, tmp_path, capsys):
+    base = ["--bundle", str(liver_bundle), "--input", str(ct_file), "--device", "cpu", "--no-progress",
+            *set_args(THRESHOLD_OVERRIDES)]
+    assert main([*base, "--out", str(tmp_path / "a"), "--ckpt", str(threshold_ckpt), str(tmp_path / "gone.pt")]) == 2
+    assert main([*base, "--out", str(tmp_path / "b"), "--ckpt", str(threshold_ckpt), "--mirror-axes", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "gone.pt" in err and "--mirror-axes" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

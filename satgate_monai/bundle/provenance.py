@@ -10,6 +10,9 @@ folder are kept, each with the ``started`` time of the run that wrote it (``run_
 descriptions are kept in ``previous_runs``.
 
 The DICOM-SEG's algorithm identification (:func:`algorithm_identity`) is taken from the same record.
+
+``monai.bundle run`` of a bundle's ``inference.json`` writes the same kind of ``run.json`` into its ``output_dir``
+(:func:`write_bundle_run`, the last step of the config's ``run``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from typing import Any
 
 from data_prep.atomic import atomic_write_text
 
-__all__ = ["RUN_NAME", "RunLog", "algorithm_identity", "case_record", "file_sha256", "run_record"]
+__all__ = ["RUN_NAME", "RunLog", "algorithm_identity", "case_record", "file_sha256", "run_record",
+           "write_bundle_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,36 +86,70 @@ def run_record(runner: Any, *, command: Sequence[str] | None = None, options: Ma
         command: the command line (default ``sys.argv``).
         options: output and inference options to record (formats, overlap, ...).
     """
+    ensemble = getattr(runner, "ensemble", None)
+    checkpoints = getattr(runner, "checkpoints", [runner.ckpt])
+    return _record("python -m satgate_monai.infer", command, Path(runner.bundle_dir), runner.config_file,
+                   checkpoints, list(getattr(ensemble, "mirror_axes", ())), getattr(runner, "device", None),
+                   precision=str(getattr(runner, "precision", "float32")),
+                   overrides=dict(getattr(runner, "overrides", {}) or {}), options=dict(options or {}))
+
+
+def _record(tool: str, command: Sequence[str] | None, bundle_dir: Path, config_file: str | os.PathLike | None,
+            checkpoints: Sequence[str | os.PathLike], mirror_axes: Sequence[int], device: Any, *, precision: str,
+            overrides: Mapping[str, Any], options: Mapping[str, Any], meta: Mapping[str, Any] | None = None
+            ) -> dict[str, Any]:
     import torch
 
-    bundle_dir = Path(runner.bundle_dir)
-    meta = _bundle_meta(bundle_dir)
-    device = getattr(runner, "device", None)
+    meta = dict(meta) if meta else _bundle_meta(bundle_dir)
     dev: dict[str, Any] = {"device": str(device)}
     if device is not None and getattr(device, "type", "") == "cuda" and torch.cuda.is_available():
         dev["gpu"] = torch.cuda.get_device_name(device)
-    ensemble = getattr(runner, "ensemble", None)
+    bundle = {"name": bundle_dir.name, "path": str(bundle_dir), "title": meta.get("name"),
+              "version": meta.get("version")}
+    if config_file is not None and Path(config_file).is_file():
+        bundle.update(config=str(config_file), config_sha256=file_sha256(config_file))
     return {
-        "tool": "python -m satgate_monai.infer",
+        "tool": tool,
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": list(command if command is not None else sys.argv),
         "cwd": os.getcwd(),
-        "bundle": {"name": runner.name, "path": str(bundle_dir), "title": meta.get("name"),
-                   "version": meta.get("version"), "config": str(runner.config_file),
-                   "config_sha256": file_sha256(runner.config_file)},
-        "checkpoints": [{"path": str(Path(c).resolve()), "sha256": file_sha256(c)}
-                        for c in getattr(runner, "checkpoints", [runner.ckpt])],
-        "overrides": dict(getattr(runner, "overrides", {}) or {}),
-        "ensemble": {"checkpoints": len(getattr(runner, "checkpoints", [runner.ckpt])),
-                     "mirror_axes": list(getattr(ensemble, "mirror_axes", ())),
-                     "passes_per_case": getattr(ensemble, "n_passes", 1)},
-        "options": dict(options or {}),
+        "bundle": bundle,
+        "checkpoints": [{"path": str(Path(c).resolve()), "sha256": file_sha256(c)} for c in checkpoints],
+        "overrides": dict(overrides),
+        "ensemble": {"checkpoints": len(checkpoints), "mirror_axes": list(mirror_axes),
+                     "passes_per_case": max(1, len(checkpoints)) * 2 ** len(mirror_axes)},
+        "options": dict(options),
         **dev,
-        "precision": str(getattr(runner, "precision", "float32")),
+        "precision": precision,
         "threads": torch.get_num_threads(),
         "packages": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
         "platform": platform.platform(),
     }
+
+
+def write_bundle_run(output_dir: str | os.PathLike, bundle_root: str | os.PathLike, ckpt_path: str | os.PathLike,
+                     checkpoints: Sequence[str | os.PathLike], mirror_axes: Sequence[int], device: Any,
+                     data: Sequence[Mapping[str, Any]], meta: Mapping[str, Any] | None = None,
+                     precision: str = "float32") -> Path:
+    """``run.json`` for ``monai.bundle run`` of ``inference.json``: called from the config's ``run`` with its
+    ``output_dir``, ``bundle_root``, ``ckpt_path``, ``checkpoints``, ``mirror_axes``, ``device``, ``dataset#data``
+    and ``_meta_`` (the parsed ``metadata.json``: name and version); the command line (with its overrides) is
+    ``sys.argv``. Returns the written path."""
+    from satgate_monai.bundle.evaluation import case_name
+
+    bundle_dir = Path(str(bundle_root)).resolve()
+    ckpts = list(checkpoints) or [ckpt_path]
+    log = RunLog(output_dir, _record("python -m monai.bundle run", None, bundle_dir,
+                                     bundle_dir / "configs" / "inference.json", ckpts, list(mirror_axes), device,
+                                     precision=precision, overrides={}, options={"output_dir": str(output_dir)},
+                                     meta=meta),
+                 write=False)
+    for item in data:
+        image = Path(str(item["image"]))
+        name = case_name(image)
+        log.cases[name] = {**case_record(image, is_dicom=image.is_dir()), "run_started": log.record["started"]}
+    log.write()
+    return log.path
 
 
 def _companion(path: Path) -> Path | None:
@@ -155,7 +193,7 @@ def case_record(path: str | os.PathLike, is_dicom: bool) -> dict[str, Any]:
 class RunLog:
     """``run.json`` in ``out_dir``: this run's record, kept up to date after every case (written atomically)."""
 
-    def __init__(self, out_dir: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    def __init__(self, out_dir: str | os.PathLike, record: Mapping[str, Any], *, write: bool = True) -> None:
         self.path = Path(out_dir) / RUN_NAME
         self.record = dict(record)
         self.cases: dict[str, Any] = {}
@@ -170,7 +208,8 @@ class RunLog:
                     self.previous.append(old_run)
             except (OSError, json.JSONDecodeError, AttributeError):
                 logger.warning("unreadable %s is replaced", self.path)
-        self.write()
+        if write:
+            self.write()
 
     def add(self, case: str, info: Mapping[str, Any]) -> None:
         """Record one case (input description, status, outputs) and rewrite ``run.json``."""
@@ -178,6 +217,8 @@ class RunLog:
         self.write()
 
     def write(self) -> None:
+        """Write ``run.json`` (atomically)."""
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         doc = {**self.record, "cases": dict(sorted(self.cases.items()))}
         if self.previous:
             doc["previous_runs"] = self.previous
