@@ -78,9 +78,6 @@ def test_client_serves_model_pt_names_checkpoints_and_serves_retrained_weights(t
         try:
             info = client.call("info")
             assert set(info["models"]) == {PROSTATE, SKIN, LIVER}
-            # only what it can serve, the best checkpoint first (notes.pt is no checkpoint)
-            assert info["models"][PROSTATE]["config"]["model_filename"] == ["model.pt", "last.pt"]
-            assert info["models"][SKIN]["config"]["model_filename"] == ["model.pt"]
             store = client.call("datastore")
             assert set(store["objects"]) == set(ids["mr"]) | set(ids["rgb"])
 
@@ -103,6 +100,9 @@ def test_client_serves_model_pt_names_checkpoints_and_serves_retrained_weights(t
             print(f"voxels differing from the offline run: {mismatch} of {served_model.size}; "
                   f"offline model.pt vs last.pt differ in {differ}")
             assert mismatch == {"model": 0, "last": 0}, mismatch
+            # only what it can serve, the best checkpoint first (notes.pt is no checkpoint)
+            assert info["models"][PROSTATE]["config"]["model_filename"] == ["model.pt", "last.pt"]
+            assert info["models"][SKIN]["config"]["model_filename"] == ["model.pt"]
 
             skin = client.call("infer", SKIN, rgb.stem, {})
             from PIL import Image
@@ -120,6 +120,8 @@ def test_client_serves_model_pt_names_checkpoints_and_serves_retrained_weights(t
             timings["one_epoch_train_s"] = time.perf_counter() - t
             assert status["status"] == "DONE", json.dumps(status)[-3000:]
             assert weights.read_bytes() != before, "training did not write a new models/model.pt"
+            stats = client.call("info")["train_stats"][PROSTATE]
+            assert stats["epoch"] == 1 and stats["completed"] is True and stats["best_metric_epoch"] == 1, stats
             after = _nifti(Path(client.call("infer", PROSTATE, mr.name[:-7], {})["file"]))[0]
             retrained = tmp_path / "retrained" / PROSTATE
             shutil.copytree(bundles[PROSTATE], retrained)
