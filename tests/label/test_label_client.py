@@ -90,9 +90,10 @@ def test_client_serves_model_pt_names_checkpoints_and_serves_retrained_weights(t
             refs = {}
             for key, proc in offline.items():
                 assert proc.wait(timeout=300) == 0, (tmp_path / f"offline_{key}" / "offline.log").read_text()[-3000:]
-                refs[key] = _nifti(tmp_path / f"offline_{key}" / f"{mr.name[:-7]}_seg.nii.gz")[0]
-            assert served_model.shape == refs["model"].shape == mr_phantom(2)[0].shape
-            assert np.allclose(served_affine, MR_AFFINE, atol=1e-4)
+                refs[key], ref_affine = _nifti(tmp_path / f"offline_{key}" / f"{mr.name[:-7]}_seg.nii.gz")
+            assert served_model.shape == served_last.shape == refs["model"].shape == mr_phantom(2)[0].shape
+            assert np.allclose(served_affine, ref_affine, atol=1e-4), (served_affine, ref_affine)
+            assert np.allclose(served_affine, MR_AFFINE, atol=1e-4), served_affine
             assert 0.05 < (refs["model"] > 0).mean() < 0.95, "a one-class label cannot show a checkpoint mix-up"
             differ = int((refs["model"] != refs["last"]).sum())
             assert differ > 0.05 * refs["model"].size, "model.pt and last.pt must give clearly different labels"
