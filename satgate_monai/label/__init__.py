@@ -7,7 +7,11 @@ MONAI Label runs in its own environment (``.ci/monailabel_env.sh``, see ``docs/l
   environment's python, checks every bundle there, writes a small app folder and execs the server in its place.
 - ``satgate_monai.label.app`` (imported only inside the MONAI Label environment): the MONAI Label app whose infer task
   works around monai 1.6.1's ``Spacingd`` (it updates every ``image_*`` key, and MONAI Label adds a string
-  ``image_path``).
+  ``image_path``) and serves ``models/model.pt``, and whose datastores (a studies folder or a DICOMweb PACS) check
+  uploads at the door.
+
+``checkpoints`` (which checkpoint file is served) and ``validation`` (what an upload must be) need neither MONAI
+Label nor a server.
 """
 
 from __future__ import annotations

@@ -78,9 +78,6 @@ def test_client_serves_model_pt_names_checkpoints_and_serves_retrained_weights(t
         try:
             info = client.call("info")
             assert set(info["models"]) == {PROSTATE, SKIN, LIVER}
-            # only what it can serve, the best checkpoint first (notes.pt is no checkpoint)
-            assert info["models"][PROSTATE]["config"]["model_filename"] == ["model.pt", "last.pt"]
-            assert info["models"][SKIN]["config"]["model_filename"] == ["model.pt"]
             store = client.call("datastore")
             assert set(store["objects"]) == set(ids["mr"]) | set(ids["rgb"])
 
@@ -93,9 +90,10 @@ def test_client_serves_model_pt_names_checkpoints_and_serves_retrained_weights(t
             refs = {}
             for key, proc in offline.items():
                 assert proc.wait(timeout=300) == 0, (tmp_path / f"offline_{key}" / "offline.log").read_text()[-3000:]
-                refs[key] = _nifti(tmp_path / f"offline_{key}" / f"{mr.name[:-7]}_seg.nii.gz")[0]
-            assert served_model.shape == refs["model"].shape == mr_phantom(2)[0].shape
-            assert np.allclose(served_affine, MR_AFFINE, atol=1e-4)
+                refs[key], ref_affine = _nifti(tmp_path / f"offline_{key}" / f"{mr.name[:-7]}_seg.nii.gz")
+            assert served_model.shape == served_last.shape == refs["model"].shape == mr_phantom(2)[0].shape
+            assert np.allclose(served_affine, ref_affine, atol=1e-4), (served_affine, ref_affine)
+            assert np.allclose(served_affine, MR_AFFINE, atol=1e-4), served_affine
             assert 0.05 < (refs["model"] > 0).mean() < 0.95, "a one-class label cannot show a checkpoint mix-up"
             differ = int((refs["model"] != refs["last"]).sum())
             assert differ > 0.05 * refs["model"].size, "model.pt and last.pt must give clearly different labels"
@@ -103,6 +101,9 @@ def test_client_serves_model_pt_names_checkpoints_and_serves_retrained_weights(t
             print(f"voxels differing from the offline run: {mismatch} of {served_model.size}; "
                   f"offline model.pt vs last.pt differ in {differ}")
             assert mismatch == {"model": 0, "last": 0}, mismatch
+            # only what it can serve, the best checkpoint first (notes.pt is no checkpoint)
+            assert info["models"][PROSTATE]["config"]["model_filename"] == ["model.pt", "last.pt"]
+            assert info["models"][SKIN]["config"]["model_filename"] == ["model.pt"]
 
             skin = client.call("infer", SKIN, rgb.stem, {})
             from PIL import Image
@@ -120,6 +121,8 @@ def test_client_serves_model_pt_names_checkpoints_and_serves_retrained_weights(t
             timings["one_epoch_train_s"] = time.perf_counter() - t
             assert status["status"] == "DONE", json.dumps(status)[-3000:]
             assert weights.read_bytes() != before, "training did not write a new models/model.pt"
+            stats = client.call("info")["train_stats"][PROSTATE]
+            assert stats["epoch"] == 1 and stats["completed"] is True and stats["best_metric_epoch"] == 1, stats
             after = _nifti(Path(client.call("infer", PROSTATE, mr.name[:-7], {})["file"]))[0]
             retrained = tmp_path / "retrained" / PROSTATE
             shutil.copytree(bundles[PROSTATE], retrained)

@@ -129,5 +129,20 @@ def test_serve_on_orthanc_lists_infers_and_stores_dicom_seg(orthanc, tmp_path):
             pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=[1], combine_segments=True)
             stored = np.transpose(np.asarray(pixels), (2, 1, 0))  # (slices, rows, columns) -> (X, Y, Z)
             assert stored.shape == truth.shape and int((stored != truth).sum()) == 0
+
+            # a second labelled series, then a one-epoch training on the PACS's labelled series
+            client.call("infer", PROSTATE, series[2][1], {})  # fetches the series, as opening it in Slicer does
+            second = next((tmp_path / "app" / "dicomweb-cache").rglob(f"{series[2][1]}.nii.gz"))
+            nib.save(nib.Nifti1Image(mr_phantom(2)[1], nib.load(second).affine), tmp_path / "second.nii.gz")
+            client.call("save_label", series[2][1], str(tmp_path / "second.nii.gz"), "final", {"model": PROSTATE})
+            weights = (bundle / "models" / "model.pt").read_bytes()
+            client.call("train_start", PROSTATE, {"max_epochs": 1, "val_split": 0.5, "multi_gpu": False})
+            t0 = time.perf_counter()
+            while client.call("train_status").get("status") in ("SUBMITTED", "RUNNING"):
+                assert time.perf_counter() - t0 < 600, "training on the PACS's labels did not finish"
+                time.sleep(1.0)
+            status = client.call("train_status")
+            assert status["status"] == "DONE", json.dumps(status)[-3000:]
+            assert (bundle / "models" / "model.pt").read_bytes() != weights
         finally:
             client.close()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from satgate_monai.label import cli, environment
 from tests.conftest import REPO_ROOT
+from tests.orthanc import free_port
 
 
 def _bundle(root: Path, name: str) -> Path:
@@ -57,6 +61,7 @@ def test_prepare_app_dir_links_and_replaces(tmp_path):
     assert (app / "model" / "one").resolve() == b1.resolve()
     assert "SATGateLabelApp" in (app / "main.py").read_text()
     assert (app / "python" / "satgate_monai" / "label" / "cli.py").is_file()
+    assert (app / "python" / "data_prep" / "readers.py").is_file()  # the server checks uploads with its readers
     cli.prepare_app_dir(app, {"two": b2})  # a later start with fewer models drops the old link
     assert sorted(p.name for p in (app / "model").iterdir()) == ["two"]
     (app / "model" / "three").mkdir()
@@ -98,3 +103,26 @@ def test_studies_from_a_data_prep_output(tmp_path, capsys):
     assert cli.main(["studies", "--from", str(prep), "--out", str(out)]) == 2
     assert "differs" in capsys.readouterr().err
     assert cli.main(["studies", "--from", str(tmp_path / "none"), "--out", str(out)]) == 2
+
+
+def test_serve_on_a_dicomweb_url_lists_the_bundles_modalities(tmp_path, capsys):
+    """A DICOMweb --studies URL is passed on, with the modalities of the served bundles and a cache in the app."""
+    bundles = {}
+    for name, modality in (("mr_sat", "MR"), ("skin_sat", "dermoscopy")):
+        bundle = _bundle(tmp_path / "b", name)
+        meta = {"network_data_format": {"inputs": {"image": {"modality": modality}}}}
+        (bundle / "configs" / "metadata.json").write_text(json.dumps(meta))
+        bundles[name] = bundle
+    assert cli.bundle_modalities(bundles) == ["MR"]
+    assert cli.is_dicomweb("HTTP://pacs:8042/dicom-web") and not cli.is_dicomweb(str(tmp_path))
+    app = tmp_path / "app"
+    argv = ["serve", "--studies", "http://127.0.0.1:8042/dicom-web/", "--models", ",".join(map(str, bundles.values()))]
+    argv += ["--python", sys.executable, "--skip-check", "--dry-run", "--app-dir", str(app), "--port", str(free_port())]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "studies http://127.0.0.1:8042/dicom-web (DICOMweb)" in out
+    assert "--studies http://127.0.0.1:8042/dicom-web --host" in out
+    assert f"--conf modalities MR --conf dicomweb_cache {app / 'dicomweb-cache'}" in out
+    assert cli.main([*argv, "--modality", "ct, mr"]) == 0
+    assert "--conf modalities CT,MR" in capsys.readouterr().out
+    shutil.rmtree(app)

@@ -206,7 +206,10 @@ class SATGateLabelApp(MONAILabelApp):
         """
         model = request.get("model")
         if model not in self._trainers:
-            raise HTTPException(status_code=404, detail=self._unknown_model(model))
+            detail = self._unknown_model(model)
+            if model in self._infers:
+                detail = f"model {model!r} has no configs/train.json: it can be used but not retrained here"
+            raise HTTPException(status_code=404, detail=detail)
         try:
             return super().train(request)
         except TrainingDataError as e:

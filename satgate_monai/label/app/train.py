@@ -18,7 +18,7 @@ from typing import Any
 from monailabel.interfaces.datastore import Datastore
 from monailabel.tasks.train.bundle import BundleTrainTask
 
-from satgate_monai.label.checkpoints import DEFAULT_CHECKPOINT
+from satgate_monai.label.checkpoints import DEFAULT_CHECKPOINT, file_signature
 
 __all__ = [
     "DIMENSION_EXTENSIONS",
@@ -44,6 +44,29 @@ SUBMIT_HINT = (
 
 class TrainingDataError(ValueError):
     """Training cannot start with the labelled studies at hand; the message says what to do."""
+
+
+def _training_stats(last: str, best: str) -> dict[str, Any]:
+    import time
+
+    import torch
+
+    stats: dict[str, Any] = {}
+    if os.path.isfile(last):
+        try:
+            state = torch.load(last, map_location="cpu", weights_only=True)
+            evaluator = state.get("evaluator") or {}
+            stats.update(
+                epoch=int(state.get("epoch", 0)),
+                completed=bool(state.get("completed", False)),
+                best_metric=float(evaluator["best_metric"]) if "best_metric" in evaluator else None,
+                best_metric_epoch=int(evaluator.get("best_metric_epoch", -1)),
+            )
+        except Exception as e:  # a half-written or foreign file: say so rather than fail /info/
+            stats["error"] = f"{os.path.basename(last)} cannot be read: {type(e).__name__}"
+    if os.path.isfile(best):
+        stats["model_pt_written"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(best)))
+    return stats
 
 
 def bundle_dimension(bundle_dir: str) -> int:
@@ -80,6 +103,16 @@ class SATBundleTrainTask(BundleTrainTask):
         kwargs.setdefault("load_strict", True)
         super().__init__(path, conf, **kwargs)
         self.dimension = bundle_dimension(path) if self.valid else 3
+
+    def stats(self) -> dict[str, Any]:
+        """``/info/``'s ``train_stats`` of this model: the last training's epoch and best validation metric (from
+        ``models/last.pt``) and when ``models/model.pt`` was last written; empty before any training."""
+        models = os.path.join(self.bundle_path, "models") if self.valid else ""
+        last, best = os.path.join(models, "last.pt"), os.path.join(models, DEFAULT_CHECKPOINT)
+        key = (file_signature(last), file_signature(best))
+        if key != getattr(self, "_stats_key", None):
+            self._stats_key, self._stats = key, _training_stats(last, best)
+        return dict(self._stats)
 
     def config(self) -> dict[str, Any]:
         """MONAI Label's training options, with ``model.pt`` first among the checkpoints to start from."""
