@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from data_prep.errors import describe, one_line
+from data_prep.errors import MAX_ERROR_CHARS, describe, one_line
 from data_prep.pipeline import DEFAULT_COMPRESSION_LEVEL, DEFAULT_SPACING, CaseSpec, prepare_cases
 from data_prep.readers import IMAGE_SUFFIXES, discover_cases
 
@@ -186,5 +186,5 @@ def run(args: argparse.Namespace) -> int:
             nonfinite=args.nonfinite,
         )
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {one_line(describe(e))}", file=sys.stderr)
+        print(f"error: {one_line(describe(e), MAX_ERROR_CHARS - 7)}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, su
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
 from satgate_monai.bundle.metrics import case_metrics, confusion_counts
 from satgate_monai.bundle.resume import ResumeHandler, unwrap
-from satgate_monai.bundle.transforms import ValidateImaged, declared_labels
+from satgate_monai.bundle.transforms import ValidateImaged, ValidatingReader, declared_labels
 
 install_excepthook()
 
@@ -32,6 +32,7 @@ __all__ = [
     "ResumeHandler",
     "TrainProgressBar",
     "ValidateImaged",
+    "ValidatingReader",
     "case_metrics",
     "confusion_counts",
     "declared_labels",
