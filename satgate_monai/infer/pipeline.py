@@ -139,7 +139,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
                            lambda p, amap=amap: write_nifti(amap, p)))
         with contextlib.ExitStack() as stack:  # all temporaries complete (read back in full) before any rename
             for final, write in writes:
-                write(stack.enter_context(atomic_path(final, verify=check_file)))
+                write(stack.enter_context(atomic_path(final, verify=_verifier(final))))
         report.outputs = [p.name for p, _ in writes]
         report.warning = "; ".join(notes)
         if "dicomseg" in opts.formats and case.is_dicom:
@@ -169,6 +169,19 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         report.volumes_ml = {}
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _verifier(final: Path) -> Callable[[Path], None]:
+    """Read a written temporary back in full; refuse it naming the final output (a writer may ignore a full disk)."""
+
+    def verify(tmp: Path) -> None:
+        try:
+            check_file(tmp)
+        except ValueError as e:
+            fault = str(e).split(": ", 1)[-1]
+            raise OSError(f"{final} was not written completely ({fault}): is the disk full?") from None
+
+    return verify
 
 
 class _SegFailed(Exception):
