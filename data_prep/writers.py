@@ -25,7 +25,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from data_prep.atomic import atomic_path, temporary_path
-from data_prep.validation import check_file
+from data_prep.file_checks import check_file
 
 try:  # ISA-L: faster deflate for levels 1-3
     from isal import igzip

@@ -7,7 +7,7 @@ inference, multi_gpu_train) two pieces refuse all of that with :class:`data_prep
 naming the file and the fault: ``LoadImaged`` reads through :class:`ValidatingReader` (the files), and
 :class:`ValidateImaged` follows ``EnsureChannelFirstd`` (the arrays):
 
-- the source file (``meta["filename_or_obj"]``) is read once in full by :func:`data_prep.validation.check_file`
+- the source file (``meta["filename_or_obj"]``) is read once in full by :func:`data_prep.file_checks.check_file`
   (remembered per file path, size and modification time, so a cached or re-read case costs nothing more);
 - the array: finite voxels (NaN/Inf refused; ``nonfinite="zero"`` replaces them by 0 and logs a warning), the
   MetaTensor affine (positive spacing, orthonormal direction), dimensionality and channel count of the network;
@@ -35,12 +35,12 @@ from monai.data import ImageReader, MetaTensor
 from monai.transforms import MapTransform
 from monai.utils import ensure_tuple
 
+from data_prep.file_checks import check_file
 from data_prep.validation import (
     NONFINITE_POLICIES,
     InputError,
     check_affine,
     check_array,
-    check_file,
     check_label_values,
 )
 
@@ -52,7 +52,7 @@ _CHECKED: dict[tuple[str, int, int, str, str], list[str]] = {}
 
 
 def validate_file(path: str | os.PathLike, *, nonfinite: str = "refuse", what: str = "image") -> list[str]:
-    """:func:`data_prep.validation.check_file`, remembered per (path, size, mtime): returns the notes.
+    """:func:`data_prep.file_checks.check_file`, remembered per (path, size, mtime): returns the notes.
 
     The MONAI Label app may call this on an uploaded or studies file before inference.
     """

@@ -2,7 +2,7 @@
 
 One case = read (validated) -> temporary NIfTI -> :meth:`BundleRunner.predict` -> nearest-neighbour resampling of the
 label map onto the source grid -> NIfTI (+ attention maps) written together: all of these go to temporary files
-first, each is read back in full (:func:`data_prep.validation.check_file`) and renamed only when every one is
+first, each is read back in full (:func:`data_prep.file_checks.check_file`) and renamed only when every one is
 complete, so a full disk or a killed process never leaves a mask under its final name. The DICOM-SEG is written after
 them, on its own: its failure is reported but never costs the case its NIfTI mask. A failing case is reported and the
 loop goes on. Complete existing outputs are kept (status ``skipped``) unless ``overwrite``; an output that is missing,
@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 
 from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
 from data_prep.errors import describe, one_line
+from data_prep.file_checks import check_file
 from data_prep.readers import read_image
-from data_prep.validation import check_file, check_image
+from data_prep.validation import check_image
 from satgate_monai.infer.bundle import BundleRunner
 from satgate_monai.infer.cases import Case, find_cases, safe_output_path, sanitize_name
 from satgate_monai.infer.dicomseg import write_dicom_seg
