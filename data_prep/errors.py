@@ -74,10 +74,11 @@ def run_command(fn: Callable[[], int], *, debug: bool = False, debug_hint: str =
     except USER_ERRORS as e:
         if debug:
             traceback.print_exc()
-        print(f"error: {one_line(describe(e))}", file=sys.stderr)
+        print(f"error: {one_line(describe(e), MAX_ERROR_CHARS - 7)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as e:  # anything else is a bug: still one line unless debugging
         if debug:
             traceback.print_exc()
-        print(f"error: {one_line(describe(e), MAX_ERROR_CHARS - 40)} (traceback: {debug_hint})", file=sys.stderr)
+        hint = f" (traceback: {debug_hint})"
+        print(f"error: {one_line(describe(e), MAX_ERROR_CHARS - 7 - len(hint))}{hint}", file=sys.stderr)
         return 1

@@ -41,6 +41,7 @@ import SimpleITK as sitk
 
 from data_prep.atomic import check_output_not_inside_input, remove_stale_temporaries
 from data_prep.datalist import write_datalist
+from data_prep.file_checks import check_file
 from data_prep.folds import check_folds
 from data_prep.progress import case_progress
 from data_prep.readers import read_image
@@ -54,7 +55,7 @@ from data_prep.resample import (
     resample_label,
 )
 from data_prep.tasks import TARGET_SPACING
-from data_prep.validation import NONFINITE_POLICIES, check_file, check_label_values
+from data_prep.validation import NONFINITE_POLICIES, check_label_values
 from data_prep.writers import DEFAULT_COMPRESSION_LEVEL, write_nifti
 
 __all__ = [

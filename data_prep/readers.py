@@ -20,6 +20,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from data_prep import dicom
+from data_prep.file_checks import check_file
 from data_prep.files import (
     IMAGE_SUFFIXES,
     case_name,
@@ -27,7 +28,7 @@ from data_prep.files import (
     is_dicom_file,
     is_image_file,
 )
-from data_prep.validation import InputError, check_file, check_image
+from data_prep.validation import InputError, check_image
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -3,7 +3,8 @@
 ITK's NIfTI writer ignores ``SetCompressionLevel`` (measured: the same size and time for levels 0-9), and gzip
 dominates the writing time of a case. So :func:`write_nifti` lets SimpleITK write the uncompressed ``.nii`` (header
 and geometry exactly as ITK writes them) to a hidden temporary file, then gzips it with Python's ``gzip`` at
-``compression_level`` into another temporary file that is renamed to the final ``.nii.gz`` only when complete.
+``compression_level`` into another temporary file that is renamed to the final ``.nii.gz`` only when complete (the
+uncompressed file is read back first: ITK may write a short file on a full disk without raising).
 
 Levels 1-3 are compressed with ISA-L's ``igzip`` (the ``isal`` package, in the ``io`` extra) when it is installed:
 about 3x (level 1) to 6x (level 3) faster than zlib at the same level for files of the same size
@@ -24,6 +25,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from data_prep.atomic import atomic_path, temporary_path
+from data_prep.file_checks import check_file
 
 try:  # ISA-L: faster deflate for levels 1-3
     from isal import igzip
@@ -83,7 +85,7 @@ def write_nifti(
         raise ValueError(f"compression_level must be an integer 0-9, got {compression_level!r}")
     name = final.name.lower()
     if name.endswith(".nii"):
-        with atomic_path(final) as tmp:
+        with atomic_path(final, verify=check_file) as tmp:
             sitk.WriteImage(image, str(tmp), useCompression=False)
         return final
     if not name.endswith(".nii.gz"):
@@ -92,6 +94,7 @@ def write_nifti(
     raw_tmp = temporary_path(final, ".nii")
     try:
         sitk.WriteImage(image, str(raw_tmp), useCompression=False)
+        check_file(raw_tmp)  # ITK may write a short file on a full disk without raising
         with atomic_path(final) as gz_tmp:
             with open(raw_tmp, "rb") as src, gzip_open(gz_tmp, compression_level, use_isal=use_isal) as dst:
                 shutil.copyfileobj(src, dst, 1 << 22)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.errors import describe, one_line
+from data_prep.errors import MAX_ERROR_CHARS, describe, one_line
 from data_prep.tasks import TARGET_SPACING
 
 __all__ = ["add_parser", "run"]
@@ -124,5 +124,5 @@ def run(args: argparse.Namespace) -> int:
         kw = _options(args)
         return IMPORTERS[args.dataset](args.src, args.out, **kw)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {one_line(describe(e))}", file=sys.stderr)
+        print(f"error: {one_line(describe(e), MAX_ERROR_CHARS - 7)}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from data_prep.errors import describe, one_line
+from data_prep.errors import MAX_ERROR_CHARS, describe, one_line
 from data_prep.pipeline import DEFAULT_COMPRESSION_LEVEL, DEFAULT_SPACING, CaseSpec, prepare_cases
 from data_prep.readers import IMAGE_SUFFIXES, discover_cases
 
@@ -37,7 +37,8 @@ OUTPUTS (--out DIR)
                              training/validation entry and "folds": K); paths relative to DIR, so
                              monai.data.load_decathlon_datalist(DIR/datalist.json, base_dir=DIR) resolves them.
   DIR/report.csv             per case: case, status (ok|failed|skipped), source_spacing, source_size,
-                             source_orientation, output_size, seconds, error.
+                             source_orientation, output_size, seconds, error, warning (all-background label,
+                             label lost on the output grid, non-finite voxels replaced).
 
 GRID
   The output keeps the source origin (first voxel centre) and direction; its size per axis is
@@ -60,8 +61,11 @@ ROBUSTNESS
   Cases run in --workers processes with a progress bar. A failing case is recorded in report.csv while the others
   finish; the exit status is 1 if any case failed (2 for a usage error). Files are written atomically (hidden
   temporary file, then rename), so an interrupted run never leaves a partial .nii.gz; a re-run skips cases whose
-  outputs exist at the requested spacing (--overwrite redoes them). Inputs are never modified; an output folder
-  inside an input folder is refused.
+  outputs exist at the requested spacing and read back in full (--overwrite redoes them). Inputs are never
+  modified; an output folder inside an input folder is refused. Every file is validated first: a truncated or
+  corrupt compressed stream, zero/negative spacing, a sheared direction, NaN/Inf voxels (--nonfinite zero replaces
+  them) and label values outside --label-values fail the case with one line naming the file and the fault.
+  A usage error is one line (error: ...), exit 2; Ctrl-C exits 130.
 
 SPEED
   gzip dominates writing time: --compression-level 1 (default) is about 15x faster than 6 for files a few
@@ -198,5 +202,5 @@ def run(args: argparse.Namespace) -> int:
             nonfinite=args.nonfinite,
         )
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {one_line(describe(e))}", file=sys.stderr)
+        print(f"error: {one_line(describe(e), MAX_ERROR_CHARS - 7)}", file=sys.stderr)
         return 2

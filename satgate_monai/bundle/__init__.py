@@ -28,7 +28,7 @@ from satgate_monai.bundle.metrics import case_metrics, confusion_counts
 from satgate_monai.bundle.postprocess import PostprocessingSelector, read_choice
 from satgate_monai.bundle.provenance import write_bundle_run
 from satgate_monai.bundle.resume import ResumeHandler, unwrap
-from satgate_monai.bundle.transforms import ValidateImaged, declared_labels
+from satgate_monai.bundle.transforms import ValidateImaged, ValidatingReader, declared_labels
 
 install_excepthook()
 
@@ -43,6 +43,7 @@ __all__ = [
     "ResumeHandler",
     "TrainProgressBar",
     "ValidateImaged",
+    "ValidatingReader",
     "case_metrics",
     "confusion_counts",
     "declared_labels",

@@ -21,14 +21,17 @@ import re
 import sys
 from types import TracebackType
 
-from data_prep.errors import describe, one_line
+from data_prep.errors import MAX_ERROR_CHARS, describe, one_line
 
 __all__ = ["USER_ERROR_NAMES", "excepthook", "find_user_error", "install_excepthook"]
 
 #: class names of the project's user errors (by name, so no import cycle and worker tracebacks match as text)
 USER_ERROR_NAMES = ("InputError", "CheckpointError", "DatasetNotFoundError")
+_previous_hook = sys.excepthook
+_LIMIT = MAX_ERROR_CHARS - len("error: ")
 _IN_TEXT = re.compile(r"^(?:[\w.]+\.)?(" + "|".join(USER_ERROR_NAMES) + r"): (.+)$", re.MULTILINE)
 _previous_hook = sys.excepthook
+_LIMIT = MAX_ERROR_CHARS - len("error: ")
 
 
 def _is_user_error(exc: BaseException) -> bool:
@@ -44,10 +47,10 @@ def find_user_error(exc: BaseException | None) -> str | None:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if _is_user_error(exc):
-            return one_line(describe(exc).split("\n")[0] if "\n" in str(exc) else describe(exc))
+            return one_line(describe(exc).split("\n")[0] if "\n" in str(exc) else describe(exc), _LIMIT)
         match = _IN_TEXT.findall(str(exc))  # a worker process's traceback, as text
         if match:
-            return one_line(match[0][1])
+            return one_line(match[0][1], _LIMIT)
         exc = exc.__cause__ or exc.__context__
     return None
 

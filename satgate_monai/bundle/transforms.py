@@ -2,11 +2,12 @@
 
 MONAI's ``LoadImaged`` reads what nibabel/ITK read: a ``.nii.gz`` cut short (ITK zero-fills it), NaN voxels, a zero
 or negative header spacing, a sheared direction, a label holding a value the task does not declare (merged silently
-into the foreground by ``AsDiscreted(threshold=0.5)``). Placed right after ``LoadImaged``/``EnsureChannelFirstd`` in
-every bundle config that loads images (train, evaluate, inference, multi_gpu_train), :class:`ValidateImaged` refuses
-all of that with :class:`data_prep.validation.InputError`, one line naming the file and the fault:
+into the foreground by ``AsDiscreted(threshold=0.5)``). In every bundle config that loads images (train, evaluate,
+inference, multi_gpu_train) two pieces refuse all of that with :class:`data_prep.validation.InputError`, one line
+naming the file and the fault: ``LoadImaged`` reads through :class:`ValidatingReader` (the files), and
+:class:`ValidateImaged` follows ``EnsureChannelFirstd`` (the arrays):
 
-- the source file (``meta["filename_or_obj"]``) is read once in full by :func:`data_prep.validation.check_file`
+- the source file (``meta["filename_or_obj"]``) is read once in full by :func:`data_prep.file_checks.check_file`
   (remembered per file path, size and modification time, so a cached or re-read case costs nothing more);
 - the array: finite voxels (NaN/Inf refused; ``nonfinite="zero"`` replaces them by 0 and logs a warning), the
   MetaTensor affine (positive spacing, orthonormal direction), dimensionality and channel count of the network;
@@ -30,19 +31,20 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor
+from monai.data import ImageReader, MetaTensor
 from monai.transforms import MapTransform
+from monai.utils import ensure_tuple
 
+from data_prep.file_checks import check_file
 from data_prep.validation import (
     NONFINITE_POLICIES,
     InputError,
     check_affine,
     check_array,
-    check_file,
     check_label_values,
 )
 
-__all__ = ["ValidateImaged", "declared_input", "declared_labels", "validate_file"]
+__all__ = ["ValidateImaged", "ValidatingReader", "declared_input", "declared_labels", "validate_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ _CHECKED: dict[tuple[str, int, int, str, str], list[str]] = {}
 
 
 def validate_file(path: str | os.PathLike, *, nonfinite: str = "refuse", what: str = "image") -> list[str]:
-    """:func:`data_prep.validation.check_file`, remembered per (path, size, mtime): returns the notes.
+    """:func:`data_prep.file_checks.check_file`, remembered per (path, size, mtime): returns the notes.
 
     The MONAI Label app may call this on an uploaded or studies file before inference.
     """
@@ -100,6 +102,53 @@ def _source(x: Any, key: Hashable) -> str:
     if isinstance(src, (list, tuple)):
         src = src[0] if src else ""
     return str(src) if src else f"<{key}>"
+
+
+class ValidatingReader(ImageReader):
+    """A MONAI image reader that reads every file in full first (:func:`validate_file`), then hands it to the reader
+    ``LoadImage`` would have chosen (nibabel, ITK, Pillow...), so the loaded data are unchanged.
+
+    Given to ``LoadImaged(reader=...)`` in the bundle configs: a truncated ``.nii.gz`` otherwise fails inside
+    nibabel with an error naming no file (or, read by ITK, is zero-filled), a zero NIfTI spacing is read as 1 mm...;
+    here each is refused with one line naming the file.
+
+    Args:
+        nonfinite: ``"refuse"`` (default) or ``"zero"`` for NaN/Inf voxels.
+    """
+
+    def __init__(self, nonfinite: str = "refuse") -> None:
+        from monai.transforms import LoadImage
+
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
+        self.nonfinite = nonfinite
+        self._readers = LoadImage(image_only=True).readers[::-1]  # MONAI's own choice order
+
+    def _reader(self, filename) -> ImageReader:
+        reader = next((r for r in self._readers if r.verify_suffix(filename)), None)
+        if reader is None:
+            raise InputError(f"{filename}: no image reader for this file type")
+        return reader
+
+    def verify_suffix(self, filename: Sequence[os.PathLike] | os.PathLike) -> bool:
+        return any(r.verify_suffix(filename) for r in self._readers)
+
+    def read(self, data: Sequence[os.PathLike] | os.PathLike, **kwargs) -> tuple[Any, Any, Exception | None]:
+        # LoadImage tries the next reader when read() raises (hiding the fault): the refusal is raised by get_data
+        try:
+            for f in ensure_tuple(data):
+                if isinstance(f, (str, os.PathLike)) and os.path.isfile(f):
+                    validate_file(f, nonfinite=self.nonfinite)
+            reader = self._reader(data)
+        except InputError as e:
+            return None, None, e
+        return reader, reader.read(data, **kwargs), None
+
+    def get_data(self, img: tuple[Any, Any, Exception | None]) -> tuple[np.ndarray, dict]:
+        reader, obj, error = img
+        if error is not None:
+            raise error
+        return reader.get_data(obj)
 
 
 class ValidateImaged(MapTransform):

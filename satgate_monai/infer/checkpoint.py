@@ -63,11 +63,10 @@ def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint not found: {p}")
     try:
         obj = torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except pickle.UnpicklingError:
         raise CheckpointError(
-            f"refused checkpoint {p}: it contains objects other than plain weights, and loading it could run code "
-            f"(torch.load weights_only=True: {first}). Re-save it as a state_dict: torch.save(net.state_dict(), path)"
+            f"refused checkpoint {p}: it holds objects other than plain weights, and loading it could run code "
+            "(torch.load weights_only=True refused it). Re-save it as a state_dict: torch.save(net.state_dict(), path)"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         raise CheckpointError(f"cannot read checkpoint {p}: {type(e).__name__}: {e}") from None
@@ -92,7 +91,7 @@ def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
-def _first(keys: list[str], n: int = 3) -> str:
+def _first(keys: list[str], n: int = 2) -> str:
     """``"a, b, c and 7 more"``."""
     shown = ", ".join(keys[:n])
     return shown + (f" and {len(keys) - n} more" if len(keys) > n else "")

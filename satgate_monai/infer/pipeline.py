@@ -2,7 +2,7 @@
 
 One case = read (validated) -> temporary NIfTI -> :meth:`BundleRunner.predict` -> nearest-neighbour resampling of the
 label map onto the source grid -> NIfTI (+ attention maps) written together: all of these go to temporary files
-first, each is read back in full (:func:`data_prep.validation.check_file`) and renamed only when every one is
+first, each is read back in full (:func:`data_prep.file_checks.check_file`) and renamed only when every one is
 complete, so a full disk or a killed process never leaves a mask under its final name. The DICOM-SEG is written after
 them, on its own: its failure is reported but never costs the case its NIfTI mask. A failing case is reported and the
 loop goes on. Complete existing outputs are kept (status ``skipped``) unless ``overwrite``; an output that is missing,
@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
 from data_prep.dicom import read_dicom_study
 from data_prep.errors import describe, one_line
+from data_prep.file_checks import check_file
 from data_prep.readers import read_image
-from data_prep.validation import check_file, check_image
+from data_prep.validation import check_image
 from satgate_monai.bundle.provenance import RunLog, algorithm_identity, case_record, run_record
 from satgate_monai.infer.bundle import BundleRunner
 from satgate_monai.infer.cases import Case, find_cases, safe_output_path, sanitize_name
@@ -208,7 +209,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
                            lambda p, amap=amap: write_nifti(amap, p)))
         with contextlib.ExitStack() as stack:  # all temporaries complete (read back in full) before any rename
             for final, write in writes:
-                write(stack.enter_context(atomic_path(final, verify=_verify_output)))
+                write(stack.enter_context(atomic_path(final, verify=_verifier(final))))
         report.outputs = [p.name for p, _ in writes]
         report.warning = "; ".join(notes)
         if "dicomseg" in opts.formats and case.is_dicom:
@@ -239,6 +240,19 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         report.extra = {k: v for k, v in report.extra.items() if k == "series"}
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _verifier(final: Path) -> Callable[[Path], None]:
+    """Read a written temporary back in full; refuse it naming the final output (a writer may ignore a full disk)."""
+
+    def verify(tmp: Path) -> None:
+        try:
+            _verify_output(tmp)
+        except Exception as e:  # noqa: BLE001 - any failure to read it back means it is not complete
+            fault = str(e).split(": ", 1)[-1]
+            raise OSError(f"{final} was not written completely ({fault}): is the disk full?") from None
+
+    return verify
 
 
 class _SegFailed(Exception):

@@ -218,3 +218,25 @@ def test_rerun_prepares_a_cut_output_again(tmp_path):
     assert _prepare("--images", str(tmp_path / "ct.nii.gz"), "--out", str(out)) == 0
     assert _report(out)["ct"]["status"] == "ok"
     gzip.decompress(done.read_bytes())  # the whole stream again
+
+
+def test_short_write_on_a_full_disk_leaves_no_output(tmp_path, monkeypatch):
+    """ITK may write a short file on a full disk without raising: no output may appear under its final name."""
+    import data_prep.writers as writers
+
+    real = writers.sitk.WriteImage
+
+    def short(image, path, *args, **kwargs):
+        real(image, path, *args, **kwargs)
+        Path(path).write_bytes(Path(path).read_bytes()[:1000])
+
+    sitk.WriteImage(ct_image(), str(tmp_path / "ct.nii.gz"))
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(writers.sitk, "WriteImage", short)
+        assert _prepare("--images", str(tmp_path / "ct.nii.gz"), "--out", str(out)) == 1
+    row = _report(out)["ct"]
+    assert row["status"] == "failed" and "truncated NIfTI" in row["error"], row["error"]
+    assert not (out / "images" / "ct.nii.gz").exists() and not list((out / "images").glob(".*"))
+    assert _prepare("--images", str(tmp_path / "ct.nii.gz"), "--out", str(out)) == 0
+    assert _report(out)["ct"]["status"] == "ok"
