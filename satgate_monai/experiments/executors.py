@@ -206,11 +206,26 @@ class RayExecutor(_ParallelExecutor):
             raise ValueError("--ray needs the ray package: pip install 'satgate-monai[cluster]'.") from None
         if ray.is_initialized():
             return ray, False
+        self._probe()
         try:
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as e:  # ray raises ConnectionError, RuntimeError or ValueError depending on the failure
             raise ValueError(f"cannot connect to the Ray cluster at {self.address!r}: {_one_line(e)}") from None
         return ray, True
+
+    def _probe(self, timeout: float = 10.0) -> None:
+        """Fail fast when ``host:port`` does not answer (``ray.init`` would retry for many minutes)."""
+        import socket
+
+        if self.address == "auto":
+            return
+        host, sep, port = self.address.split("://")[-1].rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"a Ray address is host:port, ray://host:port or auto, got {self.address!r}.")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        except OSError as e:
+            raise ValueError(f"cannot connect to the Ray cluster at {self.address!r}: {e}") from None
 
     def _execute(self, task, cells, out_dir, first, rerun_stale):
         ray, owned = self._connect()

@@ -84,7 +84,7 @@ def ray_cluster():
     log = open(Path(temp) / "head.log", "wb")
     cmd = [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
            "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
-           f"--temp-dir={temp}"]
+           f"--ray-client-server-port={_free_port()}", "--object-store-memory=200000000", f"--temp-dir={temp}"]
     head = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
