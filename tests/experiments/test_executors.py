@@ -100,7 +100,7 @@ def ray_cluster():
                 time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
             try:
                 os.killpg(head.pid, sig)  # the head and every Ray process it started (its own session)
             except ProcessLookupError:
