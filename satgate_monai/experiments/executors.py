@@ -53,8 +53,23 @@ def _set_threads(threads: int) -> None:
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]
+    """``Type: message`` of the error's root cause (MONAI's config parser wraps the network's own error)."""
+    seen = set()
+    while (error.__cause__ or error.__context__) is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    text = [line for line in str(error).strip().splitlines() if line.strip()]
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _guarded(task: Any, cell: Cell, out_dir: Path, keep_figure_data: bool, rerun_stale: bool) -> tuple:
+    """``(record, None)`` or ``(None, one-line error)``: errors cross process boundaries as text (a pickled
+    exception loses its cause)."""
+    try:
+        return run_cell(task, cell, out_dir, keep_figure_data, rerun_stale), None
+    except Exception as e:  # every failure of a cell is reported, the grid goes on
+        logger.debug("cell %s failed", cell.key, exc_info=True)  # the driver reports it in one line
+        return None, _one_line(e)
 
 
 class SerialExecutor:
@@ -124,11 +139,11 @@ def _init_local_worker(threads: int, devices: Any) -> None:
     _worker_device = devices.get() if devices is not None else None
 
 
-def _local_cell(task: Any, cell: Cell, out_dir: Path, keep_figure_data: bool, rerun_stale: bool) -> dict:
+def _local_cell(task: Any, cell: Cell, out_dir: Path, keep_figure_data: bool, rerun_stale: bool) -> tuple:
     if _worker_device is not None:
         task = copy.copy(task)
         task.device = _worker_device
-    return run_cell(task, cell, out_dir, keep_figure_data, rerun_stale)
+    return _guarded(task, cell, out_dir, keep_figure_data, rerun_stale)
 
 
 class LocalExecutor(_ParallelExecutor):
@@ -165,19 +180,19 @@ class LocalExecutor(_ParallelExecutor):
             futures = {pool.submit(_local_cell, task, c, out_dir, c.seed == first[(c.network, c.gate)], rerun_stale):
                        c.key for c in cells}
             for future in as_completed(futures):
-                error = future.exception()
-                yield futures[future], None if error else future.result(), None if error is None else _one_line(error)
+                error = future.exception()  # the worker process died (its cell's own errors come back as text)
+                yield (futures[future], *(future.result() if error is None else (None, _one_line(error))))
 
 
 # ---------------------------------------------------------------------------------------------- Ray
 def _ray_cell(task: Any, cell: Cell, out_dir: str, keep_figure_data: bool, rerun_stale: bool, threads: int,
-              gpus: float) -> dict:
-    """Body of a Ray task: one cell, written into the shared ``out_dir``."""
+              gpus: float) -> tuple:
+    """Body of a Ray task: one cell, written into the shared ``out_dir``; ``(record, None)`` or ``(None, error)``."""
     _set_threads(threads)
     if gpus > 0 and str(task.device).startswith("cuda"):
         task = copy.copy(task)
         task.device = "cuda:0"  # Ray hands the task its GPU(s) through CUDA_VISIBLE_DEVICES
-    return run_cell(task, cell, Path(out_dir), keep_figure_data, rerun_stale)
+    return _guarded(task, cell, Path(out_dir), keep_figure_data, rerun_stale)
 
 
 class RayExecutor(_ParallelExecutor):
@@ -238,10 +253,10 @@ class RayExecutor(_ParallelExecutor):
                 done, waiting = ray.wait(waiting, num_returns=1)
                 ref = done[0]
                 try:
-                    yield refs[ref], ray.get(ref), None
-                except Exception as e:  # the task's exception, re-raised by ray.get as a RayTaskError
-                    cause = getattr(e, "cause", None) or e
-                    yield refs[ref], None, _one_line(cause)
+                    record, error = ray.get(ref)
+                except Exception as e:  # the task itself was lost (worker or node died)
+                    record, error = None, _one_line(e)
+                yield refs[ref], record, error
         finally:
             if owned:
                 ray.shutdown()
