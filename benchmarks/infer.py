@@ -14,7 +14,7 @@ grid three ways, each timed (best of ``--repeats``):
 - ``invertd_bundle`` (one run): what the bundle's postprocessing does, ``Invertd`` of the two-channel softmax
   probabilities with bilinear interpolation, then argmax.
 
-Targets (issue 5): ours <= 2x sitk_nn and invertd >= 5x ours. The agreement of ours with Invertd(nearest) is printed.
+Targets: ours <= 2x sitk_nn and invertd >= 5x ours. The agreement of ours with Invertd(nearest) is printed.
 The default spacing avoids source voxel centres exactly half-way between two 2 mm centres, where nearest neighbour
 tie-breaking (ITK rounds half up, torch to even) legitimately differs.
 """

@@ -6,8 +6,9 @@ paper's Tables 1-3, switched-off channels, paired Wilcoxon tests, consistency te
 ``RUN/figures/*.png``. See ``docs/experiments.md``.
 
 Modules: :mod:`~.grid` (cells), :mod:`~.bundle_task` (one cell through the bundle), :mod:`~.runner` (cache, outputs),
-:mod:`~.stats`, :mod:`~.attention`, :mod:`~.analysis`, :mod:`~.report`, :mod:`~.figures`, :mod:`~.cost`,
-:mod:`~.cli`. Needs the ``train`` and ``report`` extras (ignite, tensorboard, scipy, matplotlib).
+:mod:`~.executors` (cells here, in local workers or on a Ray cluster), :mod:`~.stats`, :mod:`~.attention`,
+:mod:`~.analysis`, :mod:`~.report`, :mod:`~.paper_tables`, :mod:`~.figures`, :mod:`~.cost`, :mod:`~.cli`. Needs the
+``train`` and ``report`` extras (ignite, tensorboard, scipy, matplotlib); ``--ray`` needs the ``cluster`` extra.
 """
 
 from __future__ import annotations

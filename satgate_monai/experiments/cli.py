@@ -117,6 +117,36 @@ def _override(value: str) -> tuple[str, Any]:
         return key, raw
 
 
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"takes a positive int, got {value!r}")
+    return n
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """The executor the command line asks for (``--jobs``, ``--devices``, ``--ray``)."""
+    from satgate_monai.experiments.executors import LocalExecutor, RayExecutor, SerialExecutor
+
+    threads = getattr(args, "threads", None) or 1
+    if args.ray is not None:
+        if args.jobs > 1 or args.devices:
+            raise ValueError("--ray places the cells itself: drop --jobs/--devices.")
+        gpus = args.gpus_per_cell if args.gpus_per_cell is not None else float(args.device.startswith("cuda"))
+        return RayExecutor(args.ray, num_cpus=threads, num_gpus=gpus)
+    if args.gpus_per_cell is not None:
+        raise ValueError("--gpus-per-cell applies to --ray only.")
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    if devices is not None and len(devices) != args.jobs:
+        raise ValueError(f"--devices lists {len(devices)} device(s) for --jobs {args.jobs}: give one per job.")
+    if args.jobs == 1 and devices is None:
+        return SerialExecutor()
+    return LocalExecutor(args.jobs, threads=threads, devices=devices)
+
+
 def _network_args(value: str) -> tuple[str, dict]:
     name, sep, raw = value.partition("=")
     try:
@@ -173,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rerun-stale", action="store_true",
                      help="retrain finished cells whose settings changed (default: refuse)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    where = run.add_argument_group("where the cells run (default: one after another in this process)")
+    where.add_argument("--jobs", type=_positive_int, default=1,
+                       help="cells at once in local worker processes, each with one torch thread")
+    where.add_argument("--devices", default=None,
+                       help="with --jobs: one device per worker, comma list, e.g. cuda:0,cuda:1")
+    where.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="run each cell as a task on the Ray cluster at ADDRESS (host:port, ray://host:port or "
+                            "auto); OUT, --data and the bundle must be on storage every node sees")
+    where.add_argument("--gpus-per-cell", type=float, default=None,
+                       help="with --ray: GPUs each cell asks for (default: 1 with --device cuda..., else 0)")
     rep = sub.add_parser("report", help="rewrite results.json, report.md and figures from a run folder")
     rep.add_argument("--out", required=True, type=Path, help="a run folder written by `run`")
     rep.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples of the paired tests")
@@ -292,6 +332,7 @@ def _run(args: argparse.Namespace) -> int:
         shown = epochs if epochs is not None else int(task._parser([task.train_config], {}).get_parsed_content(
             "epochs"))
         return _dry_run(task, cells, args, shown)
+    executor = _executor(args)
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
         "task": args.task,
@@ -305,7 +346,8 @@ def _run(args: argparse.Namespace) -> int:
                      "bootstrap": args.bootstrap, "selection_args": args.selection_args, "threads": threads},
     }
     atomic_write_json(args.out / "run.json", meta)
-    records = run_cells(task, cells, args.out, rerun_stale=args.rerun_stale, progress=not args.no_progress)
+    records = run_cells(task, cells, args.out, rerun_stale=args.rerun_stale, progress=not args.no_progress,
+                        executor=executor)
     results = write_outputs(args.out, records, meta, n_boot=args.bootstrap)
     print(f"{len(records)} cells; wrote {args.out / 'results.json'}, {args.out / 'report.md'} and "
           f"{len(results['figures'])} figures in {args.out / 'figures'}")
@@ -333,8 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from satgate_monai.experiments.executors import CellsFailed
+
     try:
         return _run(args) if args.command == "run" else _report(args)
-    except ValueError as e:
+    except (ValueError, CellsFailed) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import platform
 import shutil
 import time
@@ -27,7 +28,10 @@ from typing import Any
 from satgate_monai.experiments.grid import Cell, fingerprint
 from satgate_monai.experiments.io import atomic_write_json, atomic_write_text, read_json
 
-__all__ = ["SCHEMA", "cell_fingerprint", "run_cells", "write_outputs", "estimate_seconds"]
+__all__ = [
+    "SCHEMA", "cell_fingerprint", "figure_seeds", "pending_cells", "run_cell", "run_cells", "write_outputs",
+    "estimate_seconds",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +71,55 @@ def _prepare_partial(cell_dir: Path, fp: dict[str, Any]) -> None:
     atomic_write_json(settings, fp)
 
 
+def pending_cells(task: Any, cells: Sequence[Cell], out_dir: Path, rerun_stale: bool = False) -> list[Cell]:
+    """The cells without a finished ``cell.json`` of the current settings (stale ones raise unless ``rerun_stale``)."""
+    return [c for c in cells
+            if _load_done(Path(out_dir) / "cells" / c.key, cell_fingerprint(task.settings(), c)["fingerprint"],
+                          rerun_stale) is None]
+
+
+def figure_seeds(cells: Sequence[Cell]) -> dict[tuple[str, str], int]:
+    """The seed whose cell keeps the figure data, per ``(network, gate)``: the first in grid order."""
+    first: dict[tuple[str, str], int] = {}
+    for cell in cells:
+        first.setdefault((cell.network, cell.gate), cell.seed)
+    return first
+
+
+def run_cell(task: Any, cell: Cell, out_dir: Path, keep_figure_data: bool, rerun_stale: bool = False) -> dict:
+    """Train and evaluate one cell unless it is done; returns its record (the ``cell.json`` content).
+
+    Self-contained (it reads and writes only ``out_dir/cells/<key>``), so executors can run cells in other
+    processes or on other machines that see the same ``out_dir``.
+    """
+    cell_dir = Path(out_dir) / "cells" / cell.key
+    fp = cell_fingerprint(task.settings(), cell)
+    record = _load_done(cell_dir, fp["fingerprint"], rerun_stale)
+    if record is not None:
+        return record
+    _prepare_partial(cell_dir, fp)
+    trained_file = cell_dir / "trained.json"
+    if trained_file.is_file():
+        trained = read_json(trained_file)
+    else:
+        trained = task.train(cell, cell_dir)
+        atomic_write_json(trained_file, trained)
+    evaluated = task.evaluate(cell, cell_dir, keep_figure_data=keep_figure_data)
+    record = {
+        "key": cell.key, "dir": f"cells/{cell.key}", "fingerprint": fp["fingerprint"],
+        "network": cell.network, "gate": cell.gate, "seed": cell.seed, "peer": cell.is_peer,
+        "target": cell.network_def["_target_"], "network_def": cell.network_def,
+        **{k: trained[k] for k in ("curve", "train_seconds")},
+        **evaluated,
+        "worker": f"{platform.node()}:{os.getpid()}",  # which machine and process ran the cell
+    }
+    atomic_write_json(cell_dir / "cell.json", record)
+    logger.info("cell %s done: %.1f s train, %.1f s eval", cell.key, record["train_seconds"], record["eval_seconds"])
+    return record
+
+
 def run_cells(task: Any, cells: Sequence[Cell], out_dir: Path, rerun_stale: bool = False, progress: bool = True,
-              on_cell: Callable[[dict], None] | None = None) -> list[dict]:
+              on_cell: Callable[[dict], None] | None = None, executor: Any | None = None) -> list[dict]:
     """Train and evaluate every cell not already done; returns the cell records in grid order.
 
     Args:
@@ -79,44 +130,14 @@ def run_cells(task: Any, cells: Sequence[Cell], out_dir: Path, rerun_stale: bool
         rerun_stale: retrain finished cells whose settings changed instead of refusing.
         progress: show a tqdm bar over the grid.
         on_cell: called with every finished record (e.g. to rewrite the report as the grid advances).
+        executor: where the cells run (:mod:`~satgate_monai.experiments.executors`); default: one after another
+            in this process.
     """
-    from tqdm.auto import tqdm
+    from satgate_monai.experiments.executors import SerialExecutor
 
-    out_dir = Path(out_dir)
-    records = []
-    first_seed = {}
-    for cell in cells:
-        first_seed.setdefault((cell.network, cell.gate), cell.seed)
-    bar = tqdm(cells, desc="grid", unit="cell", disable=not progress)
-    for cell in bar:
-        bar.set_postfix_str(cell.key)
-        cell_dir = out_dir / "cells" / cell.key
-        fp = cell_fingerprint(task.settings(), cell)
-        record = _load_done(cell_dir, fp["fingerprint"], rerun_stale)
-        if record is None:
-            _prepare_partial(cell_dir, fp)
-            trained_file = cell_dir / "trained.json"
-            if trained_file.is_file():
-                trained = read_json(trained_file)
-            else:
-                trained = task.train(cell, cell_dir)
-                atomic_write_json(trained_file, trained)
-            evaluated = task.evaluate(cell, cell_dir, keep_figure_data=cell.seed == first_seed[(cell.network,
-                                                                                                   cell.gate)])
-            record = {
-                "key": cell.key, "dir": f"cells/{cell.key}", "fingerprint": fp["fingerprint"],
-                "network": cell.network, "gate": cell.gate, "seed": cell.seed, "peer": cell.is_peer,
-                "target": cell.network_def["_target_"], "network_def": cell.network_def,
-                **{k: trained[k] for k in ("curve", "train_seconds")},
-                **evaluated,
-            }
-            atomic_write_json(cell_dir / "cell.json", record)
-            logger.info("cell %s done: %.1f s train, %.1f s eval", cell.key, record["train_seconds"],
-                        record["eval_seconds"])
-        records.append(record)
-        if on_cell is not None:
-            on_cell(record)
-    return records
+    executor = executor if executor is not None else SerialExecutor()
+    return executor.run(task, list(cells), Path(out_dir), rerun_stale=rerun_stale, progress=progress,
+                        on_cell=on_cell)
 
 
 def _environment() -> dict[str, str]:

@@ -248,7 +248,7 @@ def _verifier(final: Path) -> Callable[[Path], None]:
     def verify(tmp: Path) -> None:
         try:
             _verify_output(tmp)
-        except Exception as e:  # noqa: BLE001 - any failure to read it back means it is not complete
+        except Exception as e:
             fault = str(e).split(": ", 1)[-1]
             raise OSError(f"{final} was not written completely ({fault}): is the disk full?") from None
 

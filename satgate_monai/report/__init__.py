@@ -1,4 +1,5 @@
-"""Reports about the networks: ``python -m satgate_monai.report params`` (the Table-3 comparison)."""
+"""Reports about the networks: ``python -m satgate_monai.report params`` (parameters and FLOPs per gate, and the paper's
+Table 3 beside them: :mod:`~.paper` holds the paper's figures, :mod:`~.compare` the comparison)."""
 
 from __future__ import annotations
 
