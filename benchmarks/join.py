@@ -109,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = [(2, (2, 3, 128, 128) if args.quick else (4, 3, 256, 256), (32, 64, 128, 256, 512)),
                 (3, (1, 1, 48, 48, 48) if args.quick else (1, 1, 96, 96, 96), (16, 32, 64, 128, 256))]
     print(f"# SATUNet decoder seam: concatenation vs split, contiguous vs channels-last\n\ntorch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, device {args.device}, {args.clock} clock, median of {args.repeats} interleaved repeats; "
+          f"threads {torch.get_num_threads()}, device {args.device}, {args.clock} clock, median of {args.repeats} "
+          f"interleaved repeats; "
           f"load average at start {os.getloadavg()[0]:.1f}\n")
     for dims, shape, channels in settings:
         if args.only and args.only != f"{dims}d":

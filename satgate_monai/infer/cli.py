@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from satgate_monai.runtime import PRECISIONS
+
 __all__ = ["build_parser", "main", "parse_overrides"]
 
 EPILOG = """\
@@ -65,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N. Default: auto")
     p.add_argument("--overlap", type=float, default=None,
                    help="sliding-window overlap in [0, 1), e.g. 0.5. Default: the bundle's value")
+    p.add_argument("--sw-batch-size", type=int, default=None,
+                   help="sliding windows per network call (more uses more memory). Default: the bundle's value")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="network arithmetic: auto (fp16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16 (CUDA)")
+    p.add_argument("--amp", action="store_true",
+                   help="mixed precision: fp16 autocast on CUDA, bf16 on CPU (overrides --precision)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads. Default: the cores this process may use (os.sched_getaffinity)")
     p.add_argument("--save-attention", action="store_true", help="also write every gate's attention map")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip such cases)")
     p.add_argument("--name-from", choices=("path", "patient"), default="path",
@@ -81,15 +91,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from satgate_monai.infer.bundle import BundleRunner
+    from satgate_monai.infer.bundle import BundleRunner, resolve_device
     from satgate_monai.infer.pipeline import InferenceOptions, run_inference
+    from satgate_monai.runtime import set_threads
 
     try:
         formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
         opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
                                 name_from=args.name_from)
-        runner = BundleRunner(args.bundle, device=args.device, ckpt=args.ckpt, overlap=args.overlap,
-                              overrides=parse_overrides(args.overrides))
+        set_threads(args.threads)
+        device = resolve_device(args.device)
+        precision = ("fp16" if device.type == "cuda" else "bf16") if args.amp else args.precision
+        runner = BundleRunner(args.bundle, device=device, ckpt=args.ckpt, overlap=args.overlap,
+                              overrides=parse_overrides(args.overrides), sw_batch_size=args.sw_batch_size,
+                              precision=precision)
         reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
