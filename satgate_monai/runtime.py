@@ -2,7 +2,7 @@
 
 Threads: torch's default (one thread per visible core of the *machine*) oversubscribes a loaded or containerised
 machine, where threads then spin against each other. :func:`set_threads` sets an explicit count, by default the
-cores this process may run on (``os.sched_getaffinity``).
+cores this process may run on (``os.sched_getaffinity``), or ``OMP_NUM_THREADS`` where the caller set it.
 
 Precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` autocast for inference, ``"auto"`` = fp16 on CUDA and fp32 on CPU
 (bf16 autocast on CPU is an option; ``benchmarks/networks.py --amp`` measures whether it pays on a given CPU).
@@ -26,7 +26,11 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def default_threads() -> int:
-    """The number of cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count`` where absent)."""
+    """``OMP_NUM_THREADS`` when set to a positive int, else the number of cores this process may run on
+    (``os.sched_getaffinity``; ``os.cpu_count`` where that is absent)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):

@@ -30,8 +30,12 @@ def _cli(bundle: Path, image: Path, out: Path, ckpt: Path, *extra: str) -> int:
                  "--device", "cpu", "--no-progress", *set_args(TINY_UNET_OVERRIDES), *extra])
 
 
-def test_threads_default_to_the_cores_this_process_may_use():
+def test_threads_default_to_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert default_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
     assert set_threads(1) == 1 and torch.get_num_threads() == 1
     assert set_threads() == default_threads()
     with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
