@@ -41,6 +41,8 @@ def test_split_join_equals_convolution_of_concatenation(dims):
         ref = split.adn(conv(torch.cat([x, g], 1), weight, split.conv.bias, padding=1))
         out = split(x, g)
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+        with torch.no_grad():  # the inference path
+            torch.testing.assert_close(split(x, g), ref, atol=1e-5, rtol=1e-5)
         grads = torch.autograd.grad(out.square().sum(), (x, g))
         ref_grads = torch.autograd.grad(ref.square().sum(), (x, g))
         for a, b in zip(grads, ref_grads):

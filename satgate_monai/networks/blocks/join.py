@@ -6,7 +6,10 @@ channels) and the gated skip ``g`` (``G`` channels). A convolution is linear in 
 gate (``sat``/``at``) the split form builds no ``C + 1``-channel tensor, keeps none for backward, and runs the main
 convolution on ``C`` channels, a count the vectorised CPU kernels handle well (``C + 1`` is odd, and costs about as
 much as ``2 C``). With a wide skip (``org``/``st``, ``G == C``) one convolution of the concatenation is faster, so
-that form is kept there (it is the plain network exactly). ``benchmarks/join.py`` measures both forms side by side.
+that form is kept there (it is the plain network exactly). Without autograd (inference) nothing is kept for backward
+and the ``1 -> C_out`` side convolution costs far more than its FLOPs on a CPU (it writes a whole ``C_out``-channel
+tensor), so the split module then runs one convolution of the concatenation with the joined weight.
+``benchmarks/join.py`` measures the forms side by side.
 
 Checkpoints store the split form as ``conv.weight`` (``C`` inputs) plus ``side.weight`` (``G`` inputs); a state dict
 of the concatenated form (``conv.weight`` with ``C + G`` inputs, as written before the split existed) is converted
@@ -47,6 +50,8 @@ class JoinConvolution(nn.Module):
         ``x (N, C, *S)``, ``g (N, G, *S)`` -> ``(N, C_out, *S)``.
     """
 
+    __constants__ = ["split"]  # TorchScript compiles only the form in use
+
     def __init__(self, cfg: ConvConfig, in_channels: int, skip_channels: int, out_channels: int,
                  act: ActSpec | None = ..., split: bool | None = None) -> None:
         super().__init__()
@@ -65,11 +70,13 @@ class JoinConvolution(nn.Module):
         self.adn = cfg.adn(out_channels, act)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        if self.split:
-            y = self.conv(x) + self.side(skip)
-        else:
-            y = self.conv(torch.cat([x, skip], dim=1))
-        return self.adn(y)
+        if not self.split:
+            return self.adn(self.conv(torch.cat([x, skip], dim=1)))
+        if torch.is_grad_enabled():  # training: nothing concatenated is built or kept for backward
+            return self.adn(self.conv(x) + self.side(skip))
+        # inference keeps nothing for backward, and one convolution of the concatenation is the faster form there
+        weight = torch.cat([self.conv.weight, self.side.weight], dim=1)
+        return self.adn(self.conv._conv_forward(torch.cat([x, skip], dim=1), weight, self.conv.bias))
 
     @torch.jit.unused
     def joined_weight(self) -> torch.Tensor:
