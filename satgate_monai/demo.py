@@ -199,8 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=None, help="number of phantom cases (default: data_prep's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the phantoms, split and training (default 0)")
     parser.add_argument("--num-workers", type=int, default=0, help="data loader workers (default 0)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the cores this process may use, os.sched_getaffinity)")
     args = parser.parse_args(argv)
+    from satgate_monai.runtime import set_threads
+
     try:
+        set_threads(args.threads)
         result = run_demo(args.task, args.out, epochs=args.epochs, device=args.device, gate=args.gate,
                           cases=args.cases, seed=args.seed, num_workers=args.num_workers)
     except (FileNotFoundError, ValueError, RuntimeError) as e:

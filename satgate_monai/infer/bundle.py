@@ -39,6 +39,7 @@ from satgate_monai.infer.ensemble import EnsembleInferer, ensemble_from_config
 from satgate_monai.infer.geometry import array_to_sitk
 from satgate_monai.infer.probabilities import label_steps, probability_images, run_postprocessing
 from satgate_monai.networks.inspection import attention_maps, gate_modules
+from satgate_monai.runtime import autocast, resolve_precision
 
 __all__ = [
     "BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def", "input_spatial_dims",
@@ -161,6 +162,9 @@ class BundleRunner:
             ``<bundle>/models/model.pt``. Loaded with ``weights_only=True``.
         mirror_axes: test-time mirroring axes (``[]`` off); ``None`` keeps the config's ``mirror_axes``.
         overlap: sliding-window overlap in ``[0, 1)``; ``None`` keeps the bundle's value.
+        sw_batch_size: windows per network call (sliding-window inferers); ``None`` keeps the bundle's value.
+        precision: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"auto"`` (fp16 on CUDA, else fp32): autocast
+            around the network (:mod:`satgate_monai.runtime`); the prediction is returned in float32.
         overrides: config overrides ``{"network_def#channels": [8, 16], ...}`` applied after reading the config.
         config: config name under ``configs/`` (default ``"inference"``).
 
@@ -175,9 +179,11 @@ class BundleRunner:
     def __init__(self, bundle_dir: str | os.PathLike, *, device: str | torch.device = "auto",
                  ckpt: str | os.PathLike | Sequence[str | os.PathLike] | None = None, overlap: float | None = None,
                  overrides: Mapping[str, Any] | None = None, config: str = "inference",
-                 mirror_axes: Sequence[int] | None = None) -> None:
+                 mirror_axes: Sequence[int] | None = None, sw_batch_size: int | None = None,
+                 precision: str = "fp32") -> None:
         self.bundle_dir = Path(bundle_dir).resolve()
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.config_file = find_config(self.bundle_dir, config)
         self.labels = read_channel_def(self.bundle_dir)
         dims = input_spatial_dims(self.bundle_dir)
@@ -212,6 +218,10 @@ class BundleRunner:
             else:
                 logger.warning("the bundle's inferer %s has no overlap: --overlap ignored",
                                parser["inferer"].get("_target_"))
+        if sw_batch_size is not None:
+            if isinstance(sw_batch_size, bool) or not isinstance(sw_batch_size, int) or sw_batch_size < 1:
+                raise ValueError(f"sw_batch_size must be a positive int, got {sw_batch_size!r}")
+            parser["inferer#sw_batch_size"] = sw_batch_size
         self.parser = parser
         self.preprocessing: Callable = parser.get_parsed_content("preprocessing")
         self.inferer: Callable = parser.get_parsed_content("inferer")
@@ -296,12 +306,15 @@ class BundleRunner:
                 f"the clinical CLI runs 3D bundles; this bundle's preprocessed image has shape {tuple(img.shape)}"
             )
         x = img.unsqueeze(0).to(self.device)
-        pred = self.ensemble(x, self.network)
+        with autocast(self.device, self.precision):
+            pred = self.ensemble(x, self.network)
         if isinstance(pred, (tuple, list)):
             pred = pred[0]
         elif isinstance(pred, Mapping):
             pred = pred.get("pred", next(iter(pred.values())))
         pred = pred[0]
+        if pred.is_floating_point() and pred.dtype != torch.float32:
+            pred = pred.float()
         if tuple(pred.shape[1:]) != tuple(img.shape[1:]):
             raise ValueError(f"prediction shape {tuple(pred.shape)} does not match the input {tuple(img.shape)}")
         if not isinstance(pred, MetaTensor):
@@ -322,7 +335,8 @@ class BundleRunner:
             logger.warning("the network has no sat/at gate: no attention maps to save")
         elif save_attention:
             names: list[str] = []
-            maps = self.inferer(x, self._attention_fn(names))
+            with autocast(self.device, self.precision):
+                maps = self.inferer(x, self._attention_fn(names))
             if isinstance(maps, (tuple, list)):
                 maps = maps[0]
             maps = maps[0].float().cpu()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import run_command
+from satgate_monai.runtime import PRECISIONS
 
 __all__ = ["build_parser", "main", "parse_mirror_axes", "parse_overrides"]
 
@@ -114,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", choices=("json",), default=None,
                    help="also write <case>_stats.json (per label: volume, voxels, intensity mean/std/min/max, "
                    "components, bounding box in LPS mm); report.csv has them in any case")
+    p.add_argument("--sw-batch-size", type=int, default=None,
+                   help="sliding windows per network call (more uses more memory). Default: the bundle's value")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="network arithmetic: auto (fp16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16 (CUDA)")
+    p.add_argument("--amp", action="store_true",
+                   help="mixed precision: fp16 autocast on CUDA, bf16 on CPU (overrides --precision)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads. Default: the cores this process may use (os.sched_getaffinity)")
     p.add_argument("--save-attention", action="store_true", help="also write every gate's attention map")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip such cases)")
     p.add_argument("--name-from", choices=("path", "patient"), default="path",
@@ -158,16 +167,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from data_prep.series_selection import load_rules
-    from satgate_monai.infer.bundle import BundleRunner
+    from satgate_monai.infer.bundle import BundleRunner, resolve_device
     from satgate_monai.infer.dicomweb import is_dicomweb, run_dicomweb
     from satgate_monai.infer.pipeline import InferenceOptions, run_inference
+    from satgate_monai.runtime import set_threads
 
     formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
     if args.store and not is_dicomweb(args.input):
         raise ValueError("--store needs a dicomweb://HOST:PORT/PATH?study=UID input")
-    runner = BundleRunner(args.bundle, device=args.device, ckpt=args.ckpt, overlap=args.overlap,
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    precision = ("fp16" if device.type == "cuda" else "bf16") if args.amp else args.precision
+    runner = BundleRunner(args.bundle, device=device, ckpt=args.ckpt, overlap=args.overlap,
                           overrides=parse_overrides(args.overrides),
-                          mirror_axes=parse_mirror_axes(args.mirror_axes))
+                          mirror_axes=parse_mirror_axes(args.mirror_axes), sw_batch_size=args.sw_batch_size,
+                          precision=precision)
     opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
                             name_from=args.name_from, nonfinite=args.nonfinite,
                             save_probabilities=args.save_probabilities, stats=args.stats, series_uid=args.series,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from satgate_monai.networks.blocks.join import JoinConvolution
+
 __all__ = ["INIT_SCHEMES", "init_weights"]
 
 INIT_SCHEMES = ("glorot", "kaiming", "default")
@@ -26,8 +28,14 @@ def init_weights(module: nn.Module, scheme: str = "glorot") -> nn.Module:
         raise ValueError(f"init must be one of {INIT_SCHEMES}, got {scheme!r}.")
     if scheme == "default":
         return module
+    done: set[int] = set()
     for m in module.modules():
-        if isinstance(m, _CONV_TYPES):
+        if id(m) in done:
+            continue
+        if isinstance(m, JoinConvolution):  # one draw for the joined weight, as for a convolution of the concatenation
+            m.init_weights(scheme)
+            done.update(id(c) for c in m.modules())
+        elif isinstance(m, _CONV_TYPES):
             if scheme == "glorot":
                 nn.init.xavier_uniform_(m.weight)
             else:

@@ -19,24 +19,25 @@ from monai.networks.layers.factories import Conv, Pool
 from monai.networks.layers.utils import get_act_layer, get_dropout_layer, get_norm_layer
 from torch import nn
 
-from satgate_monai.networks.blocks.utils import ActSpec, channel_act, transposed_padding
+from satgate_monai.networks.blocks.conv_config import ConvConfig
+from satgate_monai.networks.blocks.utils import channel_act, transposed_padding
 from satgate_monai.networks.factories import GateSpec, build_skip_gate
 
 __all__ = ["DenseLayer", "DenseBlock", "TransitionDown", "TransitionUp"]
 
 
-def _pre_activation(spatial_dims: int, channels: int, act: ActSpec, norm: ActSpec) -> list[nn.Module]:
+def _pre_activation(cfg: ConvConfig, channels: int) -> list[nn.Module]:
     layers: list[nn.Module] = []
-    if norm is not None:
-        layers.append(get_norm_layer(norm, spatial_dims, channels))
-    if act is not None:
-        layers.append(get_act_layer(channel_act(act, channels)))
+    if cfg.norm is not None:
+        layers.append(get_norm_layer(cfg.norm, cfg.spatial_dims, channels))
+    if cfg.act is not None:
+        layers.append(get_act_layer(channel_act(cfg.act, channels)))
     return layers
 
 
-def _dropout(spatial_dims: int, dropout: float) -> list[nn.Module]:
+def _dropout(cfg: ConvConfig) -> list[nn.Module]:
     """Element-wise dropout, as in FC-DenseNet (not channel dropout, which would switch whole maps off)."""
-    return [get_dropout_layer(dropout, 1)] if dropout > 0 else []
+    return [get_dropout_layer(cfg.dropout, 1)] if cfg.dropout else []
 
 
 class DenseLayer(nn.Module):
@@ -49,13 +50,11 @@ class DenseLayer(nn.Module):
         ``(N, in_channels, *S) -> (N, growth_rate, *S)``.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, growth_rate: int, kernel_size: int, act: ActSpec,
-                 norm: ActSpec, dropout: float, bias: bool, gate: nn.Module | None = None) -> None:
+    def __init__(self, cfg: ConvConfig, in_channels: int, growth_rate: int, gate: nn.Module | None = None) -> None:
         super().__init__()
-        conv = Conv[Conv.CONV, spatial_dims](in_channels, growth_rate, kernel_size, padding=kernel_size // 2,
-                                             bias=bias)
-        self.conv = nn.Sequential(*_pre_activation(spatial_dims, in_channels, act, norm), conv,
-                                  *_dropout(spatial_dims, dropout))
+        k = cfg.kernel_size
+        conv = Conv[Conv.CONV, cfg.spatial_dims](in_channels, growth_rate, k, padding=k // 2, bias=cfg.bias)
+        self.conv = nn.Sequential(*_pre_activation(cfg, in_channels), conv, *_dropout(cfg))
         self.passes_on = gate is not None
         self.gate: nn.Module = gate if gate is not None else nn.Identity()
 
@@ -67,12 +66,10 @@ class DenseBlock(nn.Module):
     """``num_layers`` dense layers of ``growth_rate`` channels each.
 
     Args:
-        spatial_dims: 2 or 3.
+        cfg: dense-layer kernel (3 in FC-DenseNet), activation, normalisation, dropout after each convolution, bias.
         in_channels: channels of the block input ``x_0``.
         growth_rate: channels each layer adds.
         num_layers: number of layers ``L``, at least 1.
-        kernel_size: dense-layer kernel (3 in FC-DenseNet).
-        act: activation. norm: normalisation. dropout: dropout after each convolution. bias: convolution bias.
         dense_gate: None for the plain block, or a gate spec for the dense connections (module doc).
         keep_input: output ``[x_0, x_1, ..., x_L]`` (encoder blocks and the last decoder block) instead of only the
             new maps ``[x_1, ..., x_L]`` (bottleneck and other decoder blocks, as in FC-DenseNet's up path).
@@ -82,9 +79,8 @@ class DenseBlock(nn.Module):
         when ``keep_input``).
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, growth_rate: int, num_layers: int, kernel_size: int,
-                 act: ActSpec, norm: ActSpec, dropout: float, bias: bool, dense_gate: GateSpec | None = None,
-                 keep_input: bool = True) -> None:
+    def __init__(self, cfg: ConvConfig, in_channels: int, growth_rate: int, num_layers: int,
+                 dense_gate: GateSpec | None = None, keep_input: bool = True) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"a dense block needs at least one layer, got {num_layers!r}.")
@@ -94,9 +90,8 @@ class DenseBlock(nn.Module):
         newest = in_channels  # channels of x_{l-1}
         for index in range(num_layers):
             passes_on = dense_gate is not None and index < num_layers - 1
-            gate = build_skip_gate(dense_gate, spatial_dims, newest) if passes_on else None
-            self.layers.append(DenseLayer(spatial_dims, gated_channels + newest, growth_rate, kernel_size, act, norm,
-                                          dropout, bias, gate))
+            gate = build_skip_gate(dense_gate, cfg.spatial_dims, newest) if passes_on else None
+            self.layers.append(DenseLayer(cfg, gated_channels + newest, growth_rate, gate))
             gated_channels += gate.out_channels if gate is not None else newest
             newest = growth_rate
         self.out_channels = num_layers * growth_rate + (in_channels if keep_input else 0)
@@ -131,13 +126,12 @@ class TransitionDown(nn.Sequential):
         ``(N, C, *S) -> (N, C, *S / stride)``.
     """
 
-    def __init__(self, spatial_dims: int, channels: int, stride: int, act: ActSpec, norm: ActSpec, dropout: float,
-                 bias: bool) -> None:
+    def __init__(self, cfg: ConvConfig, channels: int, stride: int) -> None:
         super().__init__(
-            *_pre_activation(spatial_dims, channels, act, norm),
-            Conv[Conv.CONV, spatial_dims](channels, channels, 1, bias=bias),
-            *_dropout(spatial_dims, dropout),
-            Pool[Pool.MAX, spatial_dims](kernel_size=stride, stride=stride),
+            *_pre_activation(cfg, channels),
+            Conv[Conv.CONV, cfg.spatial_dims](channels, channels, 1, bias=cfg.bias),
+            *_dropout(cfg),
+            Pool[Pool.MAX, cfg.spatial_dims](kernel_size=stride, stride=stride),
         )
 
 
@@ -151,12 +145,12 @@ class TransitionUp(nn.Module):
         ``(N, in_channels + gated_channels, *S)``.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, gated_channels: int, stride: int, up_kernel_size: int,
-                 bias: bool) -> None:
+    def __init__(self, cfg: ConvConfig, in_channels: int, gated_channels: int, stride: int,
+                 up_kernel_size: int) -> None:
         super().__init__()
         padding, output_padding = transposed_padding(up_kernel_size, stride)
-        self.up = Conv[Conv.CONVTRANS, spatial_dims](in_channels, in_channels, up_kernel_size, stride=stride,
-                                                     padding=padding, output_padding=output_padding, bias=bias)
+        self.up = Conv[Conv.CONVTRANS, cfg.spatial_dims](in_channels, in_channels, up_kernel_size, stride=stride,
+                                                         padding=padding, output_padding=output_padding, bias=cfg.bias)
         self.out_channels = in_channels + gated_channels
 
     def forward(self, x: torch.Tensor, gated_skip: torch.Tensor) -> torch.Tensor:

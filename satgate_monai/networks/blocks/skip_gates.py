@@ -102,6 +102,11 @@ def check_selection_init(init: SelectionInit, fan: str = "sqrt") -> None:
             UserWarning,
             stacklevel=3,
         )
+def _sigmoid(z: torch.Tensor) -> torch.Tensor:
+    """``sigmoid(z)`` computed in float32 when ``z`` is half precision (autocast), returned in ``z``'s dtype."""
+    if z.dtype == torch.float16 or z.dtype == torch.bfloat16:
+        return torch.sigmoid(z.float()).to(z.dtype)
+    return torch.sigmoid(z)
 
 
 class SelectionWeights(nn.Module):
@@ -279,9 +284,9 @@ class SATGate(_SelectingGate):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.folded:
-            return torch.sigmoid(self.attention._conv_forward(x, self.folded_weight(), self.attention.bias))
+            return _sigmoid(self.attention._conv_forward(x, self.folded_weight(), self.attention.bias))
         scale = self.selection().view([1, self.in_channels] + [1] * self.spatial_dims)
-        return torch.sigmoid(self.attention(x * scale))
+        return _sigmoid(self.attention(x * scale))
 
     @torch.jit.unused
     def to_attention_gate(self) -> ATGate:
@@ -353,7 +358,7 @@ class ATGate(SkipGateModule):
         self.attention = _attention_conv(spatial_dims, in_channels, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.attention(x))
+        return _sigmoid(self.attention(x))
 
 
 class OrgGate(SkipGateModule):

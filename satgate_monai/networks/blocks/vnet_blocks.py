@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.networks.blocks import Convolution
 from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
-from satgate_monai.networks.blocks.utils import ActSpec, channel_act, transposed_padding
+from satgate_monai.networks.blocks.conv_config import ConvConfig
+from satgate_monai.networks.blocks.utils import channel_act, transposed_padding
 
 __all__ = ["ResidualStage", "VNetDownStage", "VNetUpStage"]
 
@@ -27,46 +27,25 @@ class ResidualStage(nn.Module):
     convolution, used when neither fits.
 
     Args:
-        spatial_dims: 2 or 3.
+        cfg: kernel size (5 in V-Net), activation (per-channel PReLU in V-Net), norm, dropout and bias of every
+            convolution.
         in_channels: input channels.
         out_channels: output channels (of every convolution).
         num_convs: number of convolutions, at least 1.
-        kernel_size: convolution kernel size (5 in V-Net).
-        act: activation (per-channel PReLU in V-Net).
-        norm: normalisation after each convolution.
-        dropout: dropout probability after each convolution.
-        bias: convolution bias.
         shortcut: ``"pad"``, ``"repeat"`` or ``"project"``, used only when the channel counts differ.
 
     Shapes:
         ``(N, in_channels, *S) -> (N, out_channels, *S)``.
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int,
-        out_channels: int,
-        num_convs: int,
-        kernel_size: int,
-        act: ActSpec,
-        norm: ActSpec,
-        dropout: float,
-        bias: bool,
-        shortcut: str = "pad",
-    ) -> None:
+    def __init__(self, cfg: ConvConfig, in_channels: int, out_channels: int, num_convs: int,
+                 shortcut: str = "pad") -> None:
         super().__init__()
         if num_convs < 1:
             raise ValueError(f"a V-Net stage needs at least one convolution, got num_convs={num_convs!r}.")
-        act = channel_act(act, out_channels)
-        convs = []
-        for i in range(num_convs):
-            convs.append(
-                Convolution(spatial_dims, in_channels if i == 0 else out_channels, out_channels,
-                            kernel_size=kernel_size, act=act if i < num_convs - 1 else None, norm=norm,
-                            dropout=dropout, bias=bias)
-            )
-        self.convs = nn.Sequential(*convs)
+        self.convs = nn.Sequential(*(cfg.conv(in_channels if i == 0 else out_channels, out_channels,
+                                              act=cfg.act if i < num_convs - 1 else None) for i in range(num_convs)))
+        act = channel_act(cfg.act, out_channels)
         self.act = get_act_layer(act) if act is not None else nn.Identity()
         self.repeats = 0
         self.pad = 0
@@ -78,8 +57,7 @@ class ResidualStage(nn.Module):
             elif shortcut == "pad" and out_channels > in_channels:
                 self.pad = out_channels - in_channels
             else:
-                self.project = Convolution(spatial_dims, in_channels, out_channels, kernel_size=1, conv_only=True,
-                                           bias=bias)
+                self.project = cfg.conv(in_channels, out_channels, kernel_size=1, conv_only=True)
                 self.use_projection = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,13 +80,10 @@ class VNetDownStage(nn.Module):
         ``(N, in_channels, *S) -> (N, out_channels, *S / stride)``.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, stride: int, num_convs: int,
-                 kernel_size: int, act: ActSpec, norm: ActSpec, dropout: float, bias: bool) -> None:
+    def __init__(self, cfg: ConvConfig, in_channels: int, out_channels: int, stride: int, num_convs: int) -> None:
         super().__init__()
-        self.down = Convolution(spatial_dims, in_channels, out_channels, strides=stride, kernel_size=stride,
-                                padding=0, act=channel_act(act, out_channels), norm=norm, dropout=dropout, bias=bias)
-        self.stage = ResidualStage(spatial_dims, out_channels, out_channels, num_convs, kernel_size, act, norm,
-                                   dropout, bias)
+        self.down = cfg.conv(in_channels, out_channels, strides=stride, kernel_size=stride, padding=0)
+        self.stage = ResidualStage(cfg, out_channels, out_channels, num_convs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stage(self.down(x))
@@ -127,17 +102,14 @@ class VNetUpStage(nn.Module):
         ``(N, 2 * skip_channels, *S)``.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, skip_channels: int, gated_channels: int, stride: int,
-                 num_convs: int, kernel_size: int, up_kernel_size: int, act: ActSpec, norm: ActSpec, dropout: float,
-                 bias: bool) -> None:
+    def __init__(self, cfg: ConvConfig, in_channels: int, skip_channels: int, gated_channels: int, stride: int,
+                 num_convs: int, up_kernel_size: int) -> None:
         super().__init__()
         padding, output_padding = transposed_padding(up_kernel_size, stride)
         self.out_channels = 2 * skip_channels
-        self.up = Convolution(spatial_dims, in_channels, skip_channels, strides=stride, kernel_size=up_kernel_size,
-                              act=channel_act(act, skip_channels), norm=norm, dropout=dropout, bias=bias,
-                              is_transposed=True, padding=padding, output_padding=output_padding)
-        self.stage = ResidualStage(spatial_dims, skip_channels + gated_channels, self.out_channels, num_convs,
-                                   kernel_size, act, norm, dropout, bias, shortcut="pad")
+        self.up = cfg.conv(in_channels, skip_channels, strides=stride, kernel_size=up_kernel_size, is_transposed=True,
+                           padding=padding, output_padding=output_padding)
+        self.stage = ResidualStage(cfg, skip_channels + gated_channels, self.out_channels, num_convs, shortcut="pad")
 
     def forward(self, x: torch.Tensor, gated_skip: torch.Tensor) -> torch.Tensor:
         return self.stage(torch.cat([self.up(x), gated_skip], dim=1))

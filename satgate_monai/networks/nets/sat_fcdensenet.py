@@ -21,6 +21,7 @@ import torch
 from monai.networks.layers.factories import Conv
 from torch import nn
 
+from satgate_monai.networks.blocks.conv_config import ConvConfig
 from satgate_monai.networks.blocks.dense_blocks import DenseBlock, TransitionDown, TransitionUp
 from satgate_monai.networks.blocks.utils import (
     ActSpec,
@@ -159,26 +160,25 @@ class SATFCDenseNet(nn.Module):
         self.transitions_down = nn.ModuleList()
         skip_channels: list[int] = []
         width = first_channels
+        cfg = ConvConfig(spatial_dims, kernel_size=kernel_size, act=act, norm=norm, dropout=dropout, bias=bias,
+                         channel_prelu=True)
         for level in range(n_pool):
-            block = DenseBlock(spatial_dims, width, growth_rate, layers_per_block[level], kernel_size, act, norm,
-                               dropout, bias, dense_gate, keep_input=True)
+            block = DenseBlock(cfg, width, growth_rate, layers_per_block[level], dense_gate, keep_input=True)
             width = block.out_channels
             skip_channels.append(width)
             self.down_blocks.append(block)
-            self.transitions_down.append(TransitionDown(spatial_dims, width, strides[level], act, norm, dropout, bias))
+            self.transitions_down.append(TransitionDown(cfg, width, strides[level]))
         # one gate per long skip, shallow to deep, applied as soon as the skip is produced
         self.skip_gates = nn.ModuleList(build_skip_gate(skip_gate, spatial_dims, c) for c in skip_channels)
-        self.bottleneck = DenseBlock(spatial_dims, width, growth_rate, layers_per_block[n_pool], kernel_size, act,
-                                     norm, dropout, bias, dense_gate, keep_input=False)
+        self.bottleneck = DenseBlock(cfg, width, growth_rate, layers_per_block[n_pool], dense_gate, keep_input=False)
         width = self.bottleneck.out_channels
         # up path, from the deepest skip to the shallowest
         self.transitions_up = nn.ModuleList()
         self.up_blocks = nn.ModuleList()
         for i, level in enumerate(reversed(range(n_pool))):
-            up = TransitionUp(spatial_dims, width, self.skip_gates[level].out_channels, strides[level],
-                              up_kernel_size, bias)
-            block = DenseBlock(spatial_dims, up.out_channels, growth_rate, layers_per_block[n_pool + 1 + i],
-                               kernel_size, act, norm, dropout, bias, dense_gate, keep_input=level == 0)
+            up = TransitionUp(cfg, width, self.skip_gates[level].out_channels, strides[level], up_kernel_size)
+            block = DenseBlock(cfg, up.out_channels, growth_rate, layers_per_block[n_pool + 1 + i], dense_gate,
+                               keep_input=level == 0)
             width = block.out_channels
             self.transitions_up.append(up)
             self.up_blocks.append(block)

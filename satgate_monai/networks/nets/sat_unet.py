@@ -14,11 +14,12 @@ import math
 from collections.abc import Sequence
 
 import torch
-from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Pool
 from torch import nn
 
-from satgate_monai.networks.blocks.utils import check_network_args, check_positive_ints
+from satgate_monai.networks.blocks.conv_config import ConvConfig
+from satgate_monai.networks.blocks.join import JoinConvolution
+from satgate_monai.networks.blocks.utils import check_network_args, check_positive_ints, transposed_padding
 from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
 from satgate_monai.networks.init import init_weights
 from satgate_monai.networks.nets.gated_encoder_decoder import GatedEncoderDecoder
@@ -26,47 +27,44 @@ from satgate_monai.networks.nets.gated_encoder_decoder import GatedEncoderDecode
 __all__ = ["SATUNet"]
 
 
-def _double_conv(spatial_dims, in_channels, out_channels, kernel_size, act, norm, dropout, bias) -> nn.Sequential:
+def _double_conv(cfg: ConvConfig, in_channels: int, out_channels: int) -> nn.Sequential:
     """Two ``conv - norm - dropout - act`` layers, shape ``(N, in, *S) -> (N, out, *S)``."""
-    return nn.Sequential(
-        Convolution(spatial_dims, in_channels, out_channels, kernel_size=kernel_size, act=act, norm=norm,
-                    dropout=dropout, bias=bias),
-        Convolution(spatial_dims, out_channels, out_channels, kernel_size=kernel_size, act=act, norm=norm,
-                    dropout=dropout, bias=bias),
-    )
+    return nn.Sequential(cfg.conv(in_channels, out_channels), cfg.conv(out_channels, out_channels))
 
 
 class _EncoderStage(nn.Module):
-    """Optional max-pool down, then a double convolution."""
+    """Optional max-pool down (``stride > 1``), then a double convolution."""
 
-    def __init__(self, spatial_dims, in_channels, out_channels, stride, kernel_size, act, norm, dropout, bias) -> None:
+    def __init__(self, cfg: ConvConfig, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
-        self.down = Pool[Pool.MAX, spatial_dims](kernel_size=stride, stride=stride) if stride > 1 else nn.Identity()
-        self.conv = _double_conv(spatial_dims, in_channels, out_channels, kernel_size, act, norm, dropout, bias)
+        pool = Pool[Pool.MAX, cfg.spatial_dims]
+        self.down = pool(kernel_size=stride, stride=stride) if stride > 1 else nn.Identity()
+        self.conv = _double_conv(cfg, in_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.down(x))
 
 
 class _DecoderStage(nn.Module):
-    """Upsample, concatenate the gated skip, double convolution.
+    """Upsample, join the gated skip (:class:`~satgate_monai.networks.blocks.join.JoinConvolution`: the first
+    convolution of ``[up, gated_skip]``, without building the concatenation for a one-channel gate), second conv.
 
     Shapes: ``x (N, in, *S/stride)`` and ``gated_skip (N, gated, *S)`` -> ``(N, out, *S)``; ``gated`` is the gate's
     ``out_channels``.
     """
 
-    def __init__(self, spatial_dims, in_channels, gated_channels, out_channels, stride, kernel_size, up_kernel_size,
-                 act, norm, dropout, bias) -> None:
+    def __init__(self, cfg: ConvConfig, in_channels: int, gated_channels: int, out_channels: int, stride: int,
+                 up_kernel_size: int) -> None:
         super().__init__()
-        padding = (up_kernel_size - stride + 1) // 2  # output size is exactly ``stride`` times the input size
-        self.up = Convolution(spatial_dims, in_channels, out_channels, strides=stride, kernel_size=up_kernel_size,
-                              act=act, norm=norm, dropout=dropout, bias=bias, is_transposed=True, padding=padding,
-                              output_padding=stride - up_kernel_size + 2 * padding)
-        self.conv = _double_conv(spatial_dims, out_channels + gated_channels, out_channels, kernel_size, act, norm,
-                                 dropout, bias)
+        padding, output_padding = transposed_padding(up_kernel_size, stride)
+        self.up = cfg.conv(in_channels, out_channels, strides=stride, kernel_size=up_kernel_size, is_transposed=True,
+                           padding=padding, output_padding=output_padding)
+        self.conv = nn.ModuleList([JoinConvolution(cfg, out_channels, gated_channels, out_channels),
+                                   cfg.conv(out_channels, out_channels)])
 
     def forward(self, x: torch.Tensor, gated_skip: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([self.up(x), gated_skip], dim=1))
+        x = self.conv[0](self.up(x), gated_skip)
+        return self.conv[1](x)
 
 
 class SATUNet(GatedEncoderDecoder):
@@ -138,13 +136,11 @@ class SATUNet(GatedEncoderDecoder):
         self.strides = strides
         self.size_divisor = math.prod(strides)
 
+        cfg = ConvConfig(spatial_dims, kernel_size=kernel_size, act=act, norm=norm, dropout=dropout, bias=bias)
         self.encoder = nn.ModuleList()
         previous = in_channels
         for level, width in enumerate(channels):
-            stride = 1 if level == 0 else strides[level - 1]
-            self.encoder.append(
-                _EncoderStage(spatial_dims, previous, width, stride, kernel_size, act, norm, dropout, bias)
-            )
+            self.encoder.append(_EncoderStage(cfg, previous, width, 1 if level == 0 else strides[level - 1]))
             previous = width
         # one gate per skip, shallow to deep; applied as soon as the encoder produces the skip, so only the gate's
         # output (one channel for sat/at) waits for the decoder
@@ -153,10 +149,10 @@ class SATUNet(GatedEncoderDecoder):
         )
         # decoder stages from the deepest skip up to the first
         self.decoder = nn.ModuleList(
-            _DecoderStage(spatial_dims, channels[level + 1], self.skip_gates[level].out_channels, channels[level],
-                          strides[level], kernel_size, up_kernel_size, act, norm, dropout, bias)
+            _DecoderStage(cfg, channels[level + 1], self.skip_gates[level].out_channels, channels[level],
+                          strides[level], up_kernel_size)
             for level in reversed(range(len(channels) - 1))
         )
-        self.head = Convolution(spatial_dims, channels[0], out_channels, kernel_size=1, conv_only=True, bias=True)
+        self.head = cfg.conv(channels[0], out_channels, kernel_size=1, conv_only=True, bias=True)
         init_weights(self, init)
         # the gates keep their own Glorot init of K (init_weights re-draws it with the same scheme when "glorot")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from monai.networks.blocks import Convolution
 from torch import nn
 
+from satgate_monai.networks.blocks.conv_config import ConvConfig
 from satgate_monai.networks.blocks.utils import (
     ActSpec,
     check_network_args,
@@ -112,25 +112,22 @@ class SATVNet(GatedEncoderDecoder):
         self.strides = strides
         self.size_divisor = math.prod(strides)
 
-        self.encoder = nn.ModuleList(
-            [ResidualStage(spatial_dims, in_channels, channels[0], encoder_convs[0], kernel_size, act, norm, dropout,
-                           bias, shortcut="repeat")]
-        )
+        cfg = ConvConfig(spatial_dims, kernel_size=kernel_size, act=act, norm=norm, dropout=dropout, bias=bias,
+                         channel_prelu=True)
+        first = ResidualStage(cfg, in_channels, channels[0], encoder_convs[0], shortcut="repeat")
+        self.encoder = nn.ModuleList([first])
         for level in range(1, levels):
-            self.encoder.append(
-                VNetDownStage(spatial_dims, channels[level - 1], channels[level], strides[level - 1],
-                              encoder_convs[level], kernel_size, act, norm, dropout, bias)
-            )
+            self.encoder.append(VNetDownStage(cfg, channels[level - 1], channels[level], strides[level - 1],
+                                              encoder_convs[level]))
         # one gate per skip, shallow to deep, applied as soon as the encoder produces the skip
         self.skip_gates = nn.ModuleList(build_skip_gate(skip_gate, spatial_dims, c) for c in channels[:-1])
         # decoder stages from the deepest skip up to the first; stage i is 2 * channels[i] wide
         self.decoder = nn.ModuleList()
         previous = channels[-1]
         for level in reversed(range(levels - 1)):
-            stage = VNetUpStage(spatial_dims, previous, channels[level], self.skip_gates[level].out_channels,
-                                strides[level], decoder_convs[level], kernel_size, up_kernel_size, act, norm, dropout,
-                                bias)
+            stage = VNetUpStage(cfg, previous, channels[level], self.skip_gates[level].out_channels, strides[level],
+                                decoder_convs[level], up_kernel_size)
             self.decoder.append(stage)
             previous = stage.out_channels
-        self.head = Convolution(spatial_dims, previous, out_channels, kernel_size=1, conv_only=True, bias=True)
+        self.head = cfg.conv(previous, out_channels, kernel_size=1, conv_only=True, bias=True)
         init_weights(self, init)

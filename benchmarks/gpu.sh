@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Every benchmark of benchmarks/ on one accelerator, with AMP, written to one results file (Markdown).
+#
+#   bash benchmarks/gpu.sh [--device cuda] [--out benchmarks/results-gpu.md] [--quick] [--dry-run]
+#
+# --device cpu --quick runs the same path on a CPU with small inputs (what the tests do); --dry-run prints the
+# commands and checks that every script accepts its arguments, running nothing heavy. Sized for < 8 minutes on one
+# data-centre GPU: networks (AMP and float32), the decoder seam, whole-CT CLI vs monai.bundle run. The python is
+# $PYTHON (default: python); each step has its own time limit, and a step that fails is recorded and the next runs.
+set -uo pipefail
+
+DEVICE=cuda
+OUT=benchmarks/results-gpu.md
+QUICK=()
+DRY=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --device) DEVICE="$2"; shift 2 ;;
+        --out) OUT="$2"; shift 2 ;;
+        --quick) QUICK=(--quick); shift ;;
+        --dry-run) DRY=1; shift ;;
+        *) echo "error: unknown argument $1 (use --device, --out, --quick, --dry-run)" >&2; exit 2 ;;
+    esac
+done
+PY="${PYTHON:-python}"
+cd "$(dirname "$0")/.." || exit 2
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+THREADS="$("$PY" -c 'import os; print(len(os.sched_getaffinity(0)))')"
+REPEATS=5
+[ ${#QUICK[@]} -gt 0 ] && REPEATS=1
+SCALE=1  # the time limits are a GPU's; a CPU gets ten times as long
+[ "$DEVICE" = cpu ] && SCALE=10
+
+STEPS=(
+    "150|benchmarks/networks.py --device $DEVICE --amp --threads $THREADS --repeats $REPEATS ${QUICK[*]}"
+    "120|benchmarks/networks.py --device $DEVICE --threads $THREADS --repeats $REPEATS ${QUICK[*]}"
+    "60|benchmarks/join.py --device $DEVICE --threads $THREADS --repeats $REPEATS ${QUICK[*]}"
+    "150|benchmarks/whole_ct.py --device $DEVICE --threads $THREADS --precision auto ${QUICK[*]}"
+)
+
+if [ "$DRY" = 1 ]; then
+    for step in "${STEPS[@]}"; do
+        cmd="${step#*|}"
+        echo "timeout ${step%%|*} $PY $cmd"
+        script="${cmd%% *}"
+        "$PY" "$script" --help > /dev/null || { echo "error: $script does not run" >&2; exit 1; }
+    done
+    exit 0
+fi
+
+mkdir -p "$(dirname "$OUT")"
+TMP="$OUT.tmp.$$"
+trap 'rm -f "$TMP"' EXIT
+{
+    echo "# satgate-monai benchmarks on $DEVICE"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), host $(hostname), $THREADS CPU threads, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$PY" -c "import torch; d='$DEVICE'; print('torch', torch.__version__, '|', torch.cuda.get_device_name(d) if d.startswith('cuda') else 'CPU')"
+    echo
+} > "$TMP"
+status=0
+for step in "${STEPS[@]}"; do
+    limit=$(( ${step%%|*} * SCALE ))
+    cmd="${step#*|}"
+    echo "## \`python $cmd\`" >> "$TMP"
+    echo >> "$TMP"
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    timeout "$limit" "$PY" $cmd >> "$TMP" 2> "$TMP.err"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        status=1
+        { echo; echo "**step failed (exit $rc)**:"; echo '```'; tail -20 "$TMP.err"; echo '```'; } >> "$TMP"
+    fi
+    rm -f "$TMP.err"
+    echo >> "$TMP"
+    echo "(step took $(( $(date +%s) - start )) s)" >> "$TMP"
+    echo >> "$TMP"
+done
+mv "$TMP" "$OUT"
+trap - EXIT
+echo "results: $OUT"
+exit $status

@@ -1,0 +1,133 @@
+"""Benchmark: the decoder seam of SATUNet, measured side by side in 2D and 3D.
+
+Run::
+
+    python benchmarks/join.py [--quick] [--threads 2] [--repeats 5] [--only 2d|3d] [--device cpu]
+
+Variants (all SATUNet at the widths of ``benchmarks/networks.py``; every variant computes the same function):
+
+* ``ORG concat``: the plain U-Net, one convolution of the ``2C``-channel concatenation;
+* ``SAT concat``: one convolution of the ``C + 1``-channel concatenation (the layout before the split);
+* ``SAT split``: ``conv_C(up) + conv_1(attention)``, no concatenated tensor (the shipped default for 1-channel gates);
+* each of them again in channels-last memory format (``*_CL``: weights and input converted).
+
+Prints median wall time of an inference forward and of a training step (forward, cross-entropy, backward, SGD
+step) per variant, with the variants interleaved in rotating order on every repeat and the thread count fixed,
+and each time as a ratio against ``ORG concat``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from unittest import mock
+
+import torch
+import torch.nn.functional as F
+
+from satgate_monai.networks.blocks import join
+from satgate_monai.networks.nets import SATUNet
+
+VARIANTS = ("ORG concat", "SAT concat", "SAT split", "ORG concat_CL", "SAT concat_CL", "SAT split_CL")
+
+
+@contextlib.contextmanager
+def join_form(split: bool | None) -> Iterator[None]:
+    """Build networks whose joins use the given form (None: the shipped rule)."""
+    if split is None:
+        yield
+        return
+    with mock.patch.object(join, "split_join", lambda skip, inp: split):
+        yield
+
+
+def build(variant: str, dims: int, in_channels: int, channels: Sequence[int], device: str) -> torch.nn.Module:
+    gate = variant.split()[0].lower()
+    form = variant.split()[1].removesuffix("_CL")
+    torch.manual_seed(0)
+    with join_form({"concat": False, "split": True}[form]):
+        net = SATUNet(dims, in_channels, 2, channels=channels, skip_gate=gate).to(device)
+    if variant.endswith("_CL"):
+        net = net.to(memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d)
+    return net
+
+
+def measure(dims: int, shape: Sequence[int], channels: Sequence[int], repeats: int, device: str,
+            clock=time.perf_counter) -> dict:
+    x = torch.randn(tuple(shape), device=device)
+    x_cl = x.contiguous(memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d)
+    target = torch.randint(0, 2, (shape[0], *shape[2:]), device=device)
+    nets = {v: build(v, dims, shape[1], channels, device) for v in VARIANTS}
+    opts = {v: torch.optim.SGD(n.parameters(), lr=1e-4) for v, n in nets.items()}
+    times: dict[str, dict[str, list[float]]] = {v: {"infer": [], "train": []} for v in VARIANTS}
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def infer(v: str) -> None:
+        with torch.inference_mode():
+            nets[v].eval()(x_cl if v.endswith("_CL") else x)
+
+    def train(v: str) -> None:
+        net, opt = nets[v].train(), opts[v]
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x_cl if v.endswith("_CL") else x), target).backward()
+        opt.step()
+
+    for kind, step in (("infer", infer), ("train", train)):
+        for r in range(repeats + 1):
+            order = VARIANTS[r % len(VARIANTS):] + VARIANTS[: r % len(VARIANTS)]
+            for v in order:
+                sync()
+                t = clock()
+                step(v)
+                sync()
+                if r > 0:
+                    times[v][kind].append(clock() - t)
+            print(f"  [{dims}D] {kind} repeat {r + 1}/{repeats + 1}", file=sys.stderr, flush=True)
+    return {v: {k: statistics.median(ts) for k, ts in kinds.items()} for v, kinds in times.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smaller inputs")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--only", choices=("2d", "3d"), default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time, or this process's CPU time (with --threads 1: robust on a loaded machine)")
+    args = p.parse_args(argv)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    torch.set_num_threads(args.threads)
+    settings = [(2, (2, 3, 128, 128) if args.quick else (4, 3, 256, 256), (32, 64, 128, 256, 512)),
+                (3, (1, 1, 48, 48, 48) if args.quick else (1, 1, 96, 96, 96), (16, 32, 64, 128, 256))]
+    print(f"# SATUNet decoder seam: concatenation vs split, contiguous vs channels-last\n\ntorch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}, device {args.device}, {args.clock} clock, median of {args.repeats} "
+          f"interleaved repeats; "
+          f"load average at start {os.getloadavg()[0]:.1f}\n")
+    for dims, shape, channels in settings:
+        if args.only and args.only != f"{dims}d":
+            continue
+        res = measure(dims, shape, channels, args.repeats, args.device, clock)
+        org = res["ORG concat"]
+        print(f"### {dims}D input {'x'.join(map(str, shape))}, channels {channels}\n")
+        print("| variant | inference (s) | train step (s) | inference / ORG concat | train / ORG concat |")
+        print("|---|---|---|---|---|")
+        for v in VARIANTS:
+            r = res[v]
+            print(f"| {v} | {r['infer']:.3f} | {r['train']:.3f} | {r['infer'] / org['infer']:.3f} | "
+                  f"{r['train'] / org['train']:.3f} |")
+        print(flush=True)
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Benchmark: whole-CT inference, the clinical CLI against the MONAI way, on the same volume and checkpoint.
+
+Run::
+
+    python benchmarks/whole_ct.py [--size 512 512 300] [--threads 2] [--device cpu] [--ckpt FILE] [--precision auto]
+    python benchmarks/whole_ct.py --quick        # a 128x128x60 volume (a dry run of the whole path)
+
+A synthetic int16 CT (air, body, liver-, spleen- and spine-like regions; ``benchmarks/infer.py``) of ``--size`` at
+0.7 x 0.7 x 0.8 mm is written as NIfTI, then segmented twice with the liver bundle, each as its own process and
+timed from start to exit:
+
+* ``cli``: ``python -m satgate_monai.infer --bundle B --input ct.nii.gz --out DIR --ckpt CKPT --device D
+  --threads T`` (the bundle's preprocessing, network and inferer; labels back to the source grid by one
+  nearest-neighbour resampling);
+* ``monai``: ``python -m monai.bundle run --config_file B/configs/inference.json --bundle_root B --dataset_dir DATA
+  --ckpt_path CKPT --output_dir DIR --num_threads T`` (the bundle as MONAI runs it: ``Invertd`` of the softmax
+  probabilities back to the source grid, argmax, ``SaveImaged``).
+
+The checkpoint is ``--ckpt``, else ``<bundle>/models/model.pt`` when present, else a randomly initialised network of
+the bundle's ``network_def`` (seed 0; stated in the output). Prints both times, their ratio and the voxel agreement
+of the two label maps (target: the CLI >= 3x faster with >= 99.9 % agreement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def _synthetic_ct():
+    spec = importlib.util.spec_from_file_location("benchmark_infer", HERE / "infer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.synthetic_ct
+
+
+def _random_checkpoint(bundle: Path, path: Path) -> None:
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    torch.manual_seed(0)
+    torch.save(parser.get_parsed_content("network_def").state_dict(), path)
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, nargs=3, default=(512, 512, 300))
+    p.add_argument("--quick", action="store_true", help="a 128x128x60 volume")
+    p.add_argument("--bundle", type=Path, default=REPO / "bundles" / "liver_ct_sat")
+    p.add_argument("--ckpt", type=Path, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", default="auto", help="the CLI's --precision (the MONAI way uses the bundle's amp)")
+    p.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
+    args = p.parse_args(argv)
+    size = (128, 128, 60) if args.quick else tuple(args.size)
+    import nibabel as nib
+    import SimpleITK as sitk
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    with tempfile.TemporaryDirectory(prefix="satgate-whole-ct-") as td:
+        work = args.work or Path(td)
+        work.mkdir(parents=True, exist_ok=True)
+        data = work / "data"
+        data.mkdir(exist_ok=True)
+        image = data / "ct.nii.gz"
+        sitk.WriteImage(_synthetic_ct()(size, (0.7, 0.7, 0.8)), str(image))
+        (data / "datalist.json").write_text(json.dumps({"test": [{"image": str(image)}]}), encoding="utf-8")
+        ckpt = args.ckpt or args.bundle / "models" / "model.pt"
+        weights = f"checkpoint {ckpt}"
+        if not ckpt.is_file():
+            ckpt = work / "random.pt"
+            _random_checkpoint(args.bundle, ckpt)
+            weights = "randomly initialised network_def (seed 0): no trained checkpoint given"
+        cli_out, monai_out = work / "cli", work / "monai"
+        cli = [sys.executable, "-m", "satgate_monai.infer", "--bundle", str(args.bundle), "--input", str(image),
+               "--out", str(cli_out), "--ckpt", str(ckpt), "--device", args.device, "--threads", str(args.threads),
+               "--precision", args.precision, "--format", "nifti", "--no-progress", "--overwrite"]
+        monai = [sys.executable, "-m", "monai.bundle", "run", "--config_file",
+                 str(args.bundle / "configs" / "inference.json"), "--bundle_root", str(args.bundle),
+                 "--dataset_dir", str(data), "--ckpt_path", str(ckpt), "--output_dir", str(monai_out),
+                 "--num_threads", str(args.threads), "--device", f"$torch.device('{args.device}')"]
+        load = os.getloadavg()[0]
+        t_cli = _timed(cli, env)
+        t_monai = _timed(monai, env)
+        ours = np.asarray(nib.load(cli_out / "ct_seg.nii.gz").dataobj)
+        theirs_path = next(monai_out.rglob("*.nii.gz"))
+        theirs = np.asarray(nib.load(theirs_path).dataobj).reshape(ours.shape)
+        agreement = float((ours == theirs).mean())
+    print(f"# Whole-CT inference: CLI vs MONAI bundle run\n\nvolume {'x'.join(map(str, size))} at 0.7x0.7x0.8 mm, "
+          f"bundle {args.bundle.name}, {weights}, device {args.device}, threads {args.threads}, CLI precision "
+          f"{args.precision}; load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}\n")
+    print("| run | seconds |\n|---|---|")
+    print(f"| `python -m satgate_monai.infer` | {t_cli:.1f} |")
+    print(f"| `python -m monai.bundle run` (Invertd) | {t_monai:.1f} |")
+    ok_speed, ok_agree = t_monai / t_cli >= 3.0, agreement >= 0.999
+    print(f"\n- MONAI way / CLI time: {t_monai / t_cli:.2f} (target >= 3: {'met' if ok_speed else 'NOT met'})")
+    print(f"- voxel label agreement: {agreement:.5f} (target >= 0.999: {'met' if ok_agree else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
