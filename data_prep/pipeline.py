@@ -41,6 +41,7 @@ import SimpleITK as sitk
 
 from data_prep.atomic import check_output_not_inside_input, remove_stale_temporaries
 from data_prep.datalist import write_datalist
+from data_prep.errors import describe, one_line
 from data_prep.file_checks import check_file
 from data_prep.folds import check_folds
 from data_prep.progress import case_progress
@@ -270,7 +271,7 @@ def process_case(spec: CaseSpec, out_dir: str | os.PathLike, options: PrepareOpt
     except Exception as e:
         logger.debug("case %s failed:\n%s", spec.name, traceback.format_exc())
         row.status = "failed"
-        row.error = str(e) if isinstance(e, (ValueError, FileNotFoundError)) else f"{type(e).__name__}: {e}"
+        row.error = one_line(describe(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}")
         logger.error("case %s failed: %s", spec.name, row.error)
     row.seconds = time.perf_counter() - t0
     return row

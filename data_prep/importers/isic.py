@@ -37,6 +37,8 @@ import numpy as np
 
 from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
 from data_prep.datalist import write_datalist
+from data_prep.errors import describe as describe_error
+from data_prep.errors import one_line
 from data_prep.folds import check_folds
 from data_prep.importers.common import LayoutError, check_source, describe, is_phantom_source
 from data_prep.progress import case_progress
@@ -187,7 +189,7 @@ def process_isic_case(case: IsicCase, out_dir: str | os.PathLike, size: int, mod
         row.status = "ok"
     except Exception as e:
         logger.debug("case %s failed:\n%s", case.name, traceback.format_exc())
-        row.error = str(e) if isinstance(e, (ValueError, FileNotFoundError)) else f"{type(e).__name__}: {e}"
+        row.error = one_line(describe_error(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}")
         logger.error("case %s failed: %s", case.name, row.error)
     row.seconds = time.perf_counter() - t0
     return row

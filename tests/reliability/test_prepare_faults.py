@@ -240,3 +240,41 @@ def test_short_write_on_a_full_disk_leaves_no_output(tmp_path, monkeypatch):
     assert not (out / "images" / "ct.nii.gz").exists() and not list((out / "images").glob(".*"))
     assert _prepare("--images", str(tmp_path / "ct.nii.gz"), "--out", str(out)) == 0
     assert _report(out)["ct"]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_real_ctrl_c_during_a_batch(tmp_path):
+    """SIGINT to a running ``prepare``: exit 130, the line ``interrupted``, only complete outputs, no temporaries."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO_ROOT
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        img = sitk.GetImageFromArray(rng.normal(0, 100, (150, 150, 150)).astype(np.int16))
+        img.SetSpacing((0.8, 0.8, 0.8))
+        sitk.WriteImage(img, str(images / f"c{i:02d}.nii.gz"))
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "data_prep", "--log-level", "WARNING", "prepare", "--images",
+                             str(images), "--out", str(out), "--no-progress", "--compression-level", "9"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline:  # interrupt once the first case is written
+        if (out / "images").is_dir() and list((out / "images").glob("c*.nii.gz")):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted"
+    written = sorted((out / "images").iterdir())
+    assert 0 < len(written) < 16 and not [p for p in written if p.name.startswith(".")]
+    for p in written:
+        gzip.decompress(p.read_bytes())  # every output under a final name is complete
