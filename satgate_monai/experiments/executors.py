@@ -223,7 +223,10 @@ class RayExecutor(_ParallelExecutor):
             return ray, False
         self._probe()
         try:
-            ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
+            host = self.address.split("://")[-1].rpartition(":")[0]
+            # a cluster on this machine's loopback: the driver advertises loopback too (not the machine's interface)
+            local = {"_node_ip_address": "127.0.0.1"} if host.startswith("127.") or host == "localhost" else {}
+            ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False, **local)
         except Exception as e:  # ray raises ConnectionError, RuntimeError or ValueError depending on the failure
             raise ValueError(f"cannot connect to the Ray cluster at {self.address!r}: {_one_line(e)}") from None
         return ray, True
