@@ -20,8 +20,10 @@ TOOLS = {"infer", "label", "deploy", "experiments", "report", "demo", "__main__"
 ALLOWED = {
     "networks": {"networks"},
     "resources": set(),
+    "runtime": set(),
     "tasks": {"resources", "data_prep.tasks"},
-    "bundle": {"bundle", "networks", "tasks", "resources", "data_prep"},
+    # __version__: the package's version string (a constant of its root module)
+    "bundle": {"bundle", "networks", "tasks", "resources", "runtime", "data_prep", "__version__"},
 }
 # file I/O and image/DICOM libraries the pure modelling layer must not import
 IO_MODULES = {"os", "io", "pathlib", "shutil", "tempfile", "glob", "json", "csv", "pickle", "nibabel", "SimpleITK",

@@ -104,21 +104,19 @@ def load_weights(net: nn.Module, path: str | os.PathLike, map_location: str | to
         CheckpointError: see :func:`load_state_dict`, or keys/shapes that do not fit ``net`` (listed).
     """
     state = load_state_dict(path, map_location)
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = [f"{len(v)} {what} ({_first(v)})" for what, v in
-                 (("missing key(s)", missing), ("unexpected key(s)", unexpected), ("shape mismatch(es)", shapes)) if v]
-        raise CheckpointError(f"checkpoint {path} does not fit the network ({type(net).__name__}): "
-                              + "; ".join(parts) + ". Another network or task?")
-    try:
+    try:  # modules may convert an earlier layout of their weights while loading (e.g. the decoder's join)
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        detail = " ".join(str(e).split())[:150]
-        raise CheckpointError(f"checkpoint {path} does not fit the network ({type(net).__name__}): {detail}") from None
+        own = net.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+                  if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        parts = [f"{len(v)} {what} ({_first(v)})" for what, v in
+                 (("missing key(s)", missing), ("unexpected key(s)", unexpected), ("shape mismatch(es)", shapes)) if v]
+        detail = "; ".join(parts) if parts else " ".join(str(e).split())[:150]
+        raise CheckpointError(f"checkpoint {path} does not fit the network ({type(net).__name__}): {detail}. "
+                              "Another network or task?") from None
     logger.info("loaded %d tensors from %s", len(state), path)
     return net
 
