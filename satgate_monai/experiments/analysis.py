@@ -217,8 +217,9 @@ def _comparison_pairs(variants: Sequence[tuple[str, str]]) -> list[tuple[tuple[s
     present = set(variants)
     pairs = []
     networks = list(dict.fromkeys(n for n, _ in variants))
+    vs_org = ("sat", *[g for g in gate_names() if g not in ("sat", "org")])  # every registered gate, SAT first
     for net in networks:
-        for gate in ("sat", "at", "st"):
+        for gate in vs_org:
             if (net, gate) in present and (net, "org") in present:
                 pairs.append(((net, gate), (net, "org")))
         if (net, "sat") in present and (net, "at") in present:
