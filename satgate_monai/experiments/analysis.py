@@ -159,7 +159,8 @@ def _selection_summary(group: Sequence[dict]) -> dict | None:
 def selection_warnings(rows: Sequence[dict]) -> list[str]:
     """Words for variants whose selection does not select: a gate with selection weights none of which lies strictly
     inside (0, 1) computes the same gate without selection (``sat`` -> ``at``, ``st`` -> ``org``): exactly when every
-    weight is frozen at >= 1, with the switched-off channels dropped otherwise."""
+    weight is frozen at >= 1, with the switched-off channels dropped otherwise. "Nearly" when fewer than 5 % of the
+    weights lie between 0 and 1, or when no channel is switched off and at least half are frozen at >= 1."""
     out = []
     for r in rows:
         sel = r.get("selection")
@@ -178,6 +179,10 @@ def selection_warnings(rows: Sequence[dict]) -> list[str]:
         elif sel["between"]["mean"] < 0.05:
             out.append(f"{label} nearly behaves as {as_twin}: only {100 * sel['between']['mean']:.1f} % of its "
                        "selection weights lie strictly between 0 and 1.")
+        elif sel["off"]["mean"] == 0 and sel["frozen"]["mean"] >= 0.5:
+            out.append(f"{label} nearly behaves as {as_twin}: no channel is switched off in any of {seeds} seed(s) "
+                       f"and {100 * sel['frozen']['mean']:.1f} % of the selection weights are frozen at >= 1 "
+                       "(typical of selection init 1.0).")
     return out
 
 
@@ -212,8 +217,9 @@ def _comparison_pairs(variants: Sequence[tuple[str, str]]) -> list[tuple[tuple[s
     present = set(variants)
     pairs = []
     networks = list(dict.fromkeys(n for n, _ in variants))
+    vs_org = ("sat", *[g for g in gate_names() if g not in ("sat", "org")])  # every registered gate, SAT first
     for net in networks:
-        for gate in ("sat", "at", "st"):
+        for gate in vs_org:
             if (net, gate) in present and (net, "org") in present:
                 pairs.append(((net, gate), (net, "org")))
         if (net, "sat") in present and (net, "at") in present:

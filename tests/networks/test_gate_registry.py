@@ -162,7 +162,9 @@ def test_selection_warnings_name_the_gate_without_selection():
             "never_between": between == 0, "all_frozen": frozen == 1}}
 
     warnings = selection_warnings([row("sat", 0.0, 0.0, 1.0), row("st", 0.5, 0.0, 0.5),
-                                   row("sat", 0.5, 0.5, 0.0), row("at", 0, 0, 0) | {"selection": None}])
-    assert len(warnings) == 2
+                                   row("sat", 0.5, 0.5, 0.0), row("at", 0, 0, 0) | {"selection": None},
+                                   row("sat", 0.0, 0.12, 0.88), row("st", 0.0, 0.6, 0.4)])
+    assert len(warnings) == 3
     assert "U-Net SAT behaves as AT" in warnings[0] and "frozen" in warnings[0]
     assert "U-Net ST behaves as ORG with channels dropped" in warnings[1]
+    assert "U-Net SAT nearly behaves as AT: no channel is switched off" in warnings[2] and "88.0 %" in warnings[2]
