@@ -41,13 +41,15 @@ from satgate_monai.networks.inspection import attention_maps, gate_modules
 from satgate_monai.runtime import autocast, resolve_precision
 
 __all__ = [
-    "BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def", "input_spatial_dims",
+    "BACKENDS", "BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def",
+    "input_spatial_dims",
     "to_label_map",
 ]
 
 logger = logging.getLogger(__name__)
 
 _DROPPED_POSTPROCESSING = (Invertd, SaveImaged, SaveImage)
+BACKENDS = ("torch", "onnxruntime")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -159,6 +161,8 @@ class BundleRunner:
         sw_batch_size: windows per network call (sliding-window inferers); ``None`` keeps the bundle's value.
         precision: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"auto"`` (fp16 on CUDA, else fp32): autocast
             around the network (:mod:`satgate_monai.runtime`); the prediction is returned in float32.
+        backend: ``"torch"`` (default) or ``"onnxruntime"`` (CPU, float32, sliding-window inferers; the network is
+            exported to ONNX once and cached, :mod:`satgate_monai.infer.onnx_backend`).
         overrides: config overrides ``{"network_def#channels": [8, 16], ...}`` applied after reading the config.
         config: config name under ``configs/`` (default ``"inference"``).
 
@@ -173,10 +177,17 @@ class BundleRunner:
     def __init__(self, bundle_dir: str | os.PathLike, *, device: str | torch.device = "auto",
                  ckpt: str | os.PathLike | None = None, overlap: float | None = None,
                  overrides: Mapping[str, Any] | None = None, config: str = "inference",
-                 sw_batch_size: int | None = None, precision: str = "fp32") -> None:
+                 sw_batch_size: int | None = None, precision: str = "fp32", backend: str = "torch") -> None:
         self.bundle_dir = Path(bundle_dir).resolve()
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "onnxruntime" and (self.device.type != "cpu" or self.precision != "fp32"):
+            raise ValueError(f"--backend onnxruntime runs float32 on the CPU, got device {self.device} and "
+                             f"precision {self.precision}: use --device cpu (and --precision fp32/auto)")
+        self.backend = backend
+        self._onnx: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.config_file = find_config(self.bundle_dir, config)
         self.labels = read_channel_def(self.bundle_dir)
         dims = input_spatial_dims(self.bundle_dir)
@@ -259,6 +270,20 @@ class BundleRunner:
 
         return fn
 
+    def _network_for(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The network the inferer calls: the torch module, or its ONNX Runtime session (exported on first use)."""
+        if self.backend == "torch":
+            return self.network
+        if self._onnx is None:
+            from satgate_monai.infer.onnx_backend import onnx_network
+
+            roi = getattr(self.inferer, "roi_size", None)
+            if roi is None:
+                raise ValueError("--backend onnxruntime needs a sliding-window inferer (fixed window shape)")
+            batch = int(getattr(self.inferer, "sw_batch_size", 1))
+            self._onnx, self.onnx_path = onnx_network(self.network, (batch, x.shape[1], *roi))
+        return self._onnx
+
     @torch.no_grad()
     def predict(self, image_path: str | os.PathLike, *, save_attention: bool = False) -> NetworkOutput:
         """Run preprocessing -> inferer(network) -> postprocessing on one image file.
@@ -286,7 +311,7 @@ class BundleRunner:
             )
         x = img.unsqueeze(0).to(self.device)
         with autocast(self.device, self.precision):
-            pred = self.inferer(x, self.network)
+            pred = self.inferer(x, self._network_for(x))
         if isinstance(pred, (tuple, list)):
             pred = pred[0]
         elif isinstance(pred, Mapping):

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network arithmetic: auto (fp16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16 (CUDA)")
     p.add_argument("--amp", action="store_true",
                    help="mixed precision: fp16 autocast on CUDA, bf16 on CPU (overrides --precision)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="network runtime: torch (default) or onnxruntime (CPU, float32; exported once and cached "
+                   "under $SATGATE_MONAI_CACHE or ~/.cache/satgate_monai)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads. Default: the cores this process may use (os.sched_getaffinity)")
     p.add_argument("--save-attention", action="store_true", help="also write every gate's attention map")
@@ -104,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         precision = ("fp16" if device.type == "cuda" else "bf16") if args.amp else args.precision
         runner = BundleRunner(args.bundle, device=device, ckpt=args.ckpt, overlap=args.overlap,
                               overrides=parse_overrides(args.overrides), sw_batch_size=args.sw_batch_size,
-                              precision=precision)
+                              precision=precision, backend=args.backend)
         reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
