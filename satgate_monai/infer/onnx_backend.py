@@ -54,6 +54,9 @@ def _export(network: nn.Module, input_shape: Sequence[int], path: Path) -> None:
         with torch.no_grad():
             torch.onnx.export(net, (example,), tmp, dynamo=False, opset_version=17, input_names=["image"],
                               output_names=["logits"], dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a plain file's permissions, not mkstemp's 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
