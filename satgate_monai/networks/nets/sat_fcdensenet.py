@@ -10,6 +10,10 @@ Architecture (Jégou et al., Table 2), with ``n = (len(layers_per_block) - 1) / 
 * up path: transition up (``up_kernel_size`` transposed convolution, stride 2, over the new maps of the block below)
   -> concatenation with the gated skip -> dense block (new maps only, except the last block, which keeps its input);
 * a 1x1 convolution to ``out_channels`` (logits).
+
+On the shared :class:`~satgate_monai.networks.nets.gated_encoder_decoder.GatedEncoderDecoder`: encoder stage ``l`` is
+``transition down -> dense block l`` (stage 0: ``first conv -> dense block 0``; the last stage ends in the
+bottleneck), so each stage's output is a long skip; decoder stage ``i`` is ``transition up -> dense block``.
 """
 
 from __future__ import annotations
