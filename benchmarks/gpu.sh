@@ -28,11 +28,13 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 THREADS="$("$PY" -c 'import os; print(len(os.sched_getaffinity(0)))')"
 REPEATS=5
 [ ${#QUICK[@]} -gt 0 ] && REPEATS=1
+ONLY=()  # the CPU quick path (a dry run of the GPU one) runs the AMP networks in 2D only: CPU bf16 is slow
+[ "$DEVICE" = cpu ] && [ ${#QUICK[@]} -gt 0 ] && ONLY=(--only 2d)
 SCALE=1  # the time limits are a GPU's; a CPU gets ten times as long
 [ "$DEVICE" = cpu ] && SCALE=10
 
 STEPS=(
-    "150|benchmarks/networks.py --device $DEVICE --amp --threads $THREADS --repeats $REPEATS ${QUICK[*]}"
+    "150|benchmarks/networks.py --device $DEVICE --amp --threads $THREADS --repeats $REPEATS ${QUICK[*]} ${ONLY[*]}"
     "120|benchmarks/networks.py --device $DEVICE --threads $THREADS --repeats $REPEATS ${QUICK[*]}"
     "60|benchmarks/join.py --device $DEVICE --threads $THREADS --repeats $REPEATS ${QUICK[*]}"
     "150|benchmarks/whole_ct.py --device $DEVICE --threads $THREADS --precision auto ${QUICK[*]}"

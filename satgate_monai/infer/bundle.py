@@ -42,13 +42,15 @@ from satgate_monai.networks.inspection import attention_maps, gate_modules
 from satgate_monai.runtime import autocast, resolve_precision
 
 __all__ = [
-    "BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def", "input_spatial_dims",
+    "BACKENDS", "BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def",
+    "input_spatial_dims",
     "to_label_map",
 ]
 
 logger = logging.getLogger(__name__)
 
 _DROPPED_POSTPROCESSING = (Invertd, SaveImaged, SaveImage)
+BACKENDS = ("torch", "onnxruntime")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -165,6 +167,8 @@ class BundleRunner:
         sw_batch_size: windows per network call (sliding-window inferers); ``None`` keeps the bundle's value.
         precision: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"auto"`` (fp16 on CUDA, else fp32): autocast
             around the network (:mod:`satgate_monai.runtime`); the prediction is returned in float32.
+        backend: ``"torch"`` (default) or ``"onnxruntime"`` (CPU, float32, sliding-window inferers; the network is
+            exported to ONNX once and cached, :mod:`satgate_monai.infer.onnx_backend`).
         overrides: config overrides ``{"network_def#channels": [8, 16], ...}`` applied after reading the config.
         config: config name under ``configs/`` (default ``"inference"``).
 
@@ -180,10 +184,17 @@ class BundleRunner:
                  ckpt: str | os.PathLike | Sequence[str | os.PathLike] | None = None, overlap: float | None = None,
                  overrides: Mapping[str, Any] | None = None, config: str = "inference",
                  mirror_axes: Sequence[int] | None = None, sw_batch_size: int | None = None,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", backend: str = "torch") -> None:
         self.bundle_dir = Path(bundle_dir).resolve()
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "onnxruntime" and (self.device.type != "cpu" or self.precision != "fp32"):
+            raise ValueError(f"--backend onnxruntime runs float32 on the CPU, got device {self.device} and "
+                             f"precision {self.precision}: use --device cpu (and --precision fp32/auto)")
+        self.backend = backend
+        self._onnx: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.config_file = find_config(self.bundle_dir, config)
         self.labels = read_channel_def(self.bundle_dir)
         dims = input_spatial_dims(self.bundle_dir)
@@ -230,6 +241,9 @@ class BundleRunner:
         self.network = network.to(self.device)
         self.ensemble: EnsembleInferer = ensemble_from_config(parser, self.inferer)
         self.checkpoints = [Path(c) for c in self.ensemble.checkpoints]
+        if self.backend == "onnxruntime" and len(self.checkpoints) > 1:
+            raise ValueError("--backend onnxruntime exports one network: give one --ckpt (an ensemble of "
+                             f"{len(self.checkpoints)} checkpoints runs with --backend torch)")
         default = self.checkpoints[0] if self.checkpoints else self.bundle_dir / "models" / "model.pt"
         self.ckpt = Path(ckpts[0]) if ckpts[0] is not None else default
         if not self.ckpt.is_file():
@@ -278,6 +292,20 @@ class BundleRunner:
 
         return fn
 
+    def _network_for(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The network the inferer calls: the torch module, or its ONNX Runtime session (exported on first use)."""
+        if self.backend == "torch":
+            return self.network
+        if self._onnx is None:
+            from satgate_monai.infer.onnx_backend import onnx_network
+
+            roi = getattr(self.inferer, "roi_size", None)
+            if roi is None:
+                raise ValueError("--backend onnxruntime needs a sliding-window inferer (fixed window shape)")
+            batch = int(getattr(self.inferer, "sw_batch_size", 1))
+            self._onnx, self.onnx_path = onnx_network(self.network, (batch, x.shape[1], *roi))
+        return self._onnx
+
     @torch.no_grad()
     def predict(self, image_path: str | os.PathLike, *, save_attention: bool = False,
                 save_probabilities: bool = False) -> NetworkOutput:
@@ -307,7 +335,7 @@ class BundleRunner:
             )
         x = img.unsqueeze(0).to(self.device)
         with autocast(self.device, self.precision):
-            pred = self.ensemble(x, self.network)
+            pred = self.ensemble(x, self._network_for(x))
         if isinstance(pred, (tuple, list)):
             pred = pred[0]
         elif isinstance(pred, Mapping):

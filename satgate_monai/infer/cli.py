@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network arithmetic: auto (fp16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16 (CUDA)")
     p.add_argument("--amp", action="store_true",
                    help="mixed precision: fp16 autocast on CUDA, bf16 on CPU (overrides --precision)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="network runtime: torch (default) or onnxruntime (CPU, float32; exported once and cached "
+                   "under $SATGATE_MONAI_CACHE or ~/.cache/satgate_monai)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads. Default: the cores this process may use (os.sched_getaffinity)")
     p.add_argument("--save-attention", action="store_true", help="also write every gate's attention map")
@@ -181,7 +184,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     runner = BundleRunner(args.bundle, device=device, ckpt=args.ckpt, overlap=args.overlap,
                           overrides=parse_overrides(args.overrides),
                           mirror_axes=parse_mirror_axes(args.mirror_axes), sw_batch_size=args.sw_batch_size,
-                          precision=precision)
+                          precision=precision, backend=args.backend)
     opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
                             name_from=args.name_from, nonfinite=args.nonfinite,
                             save_probabilities=args.save_probabilities, stats=args.stats, series_uid=args.series,

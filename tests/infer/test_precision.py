@@ -89,3 +89,30 @@ def test_fp16_on_cpu_is_refused_in_one_line(liver_bundle, tmp_path, tiny_unet_ck
 def test_bad_sliding_window_batch_is_refused(liver_bundle, tmp_path, tiny_unet_ckpt, capsys):
     rc = _cli(liver_bundle, tmp_path / "x.nii.gz", tmp_path / "out", tiny_unet_ckpt, "--sw-batch-size", "0")
     assert rc == 2 and "sw_batch_size must be a positive int, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_onnxruntime_backend_gives_the_torch_labels_and_exports_once(liver_bundle, lung_crop, tiny_unet_ckpt,
+                                                                      tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("SATGATE_MONAI_CACHE", str(tmp_path / "cache"))
+    image = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(lung_crop[32:96, 32:96, 6:18], str(image))
+    labels = {}
+    for run, backend in enumerate(("torch", "onnxruntime", "onnxruntime")):
+        out = tmp_path / f"{backend}{run}"
+        assert _cli(liver_bundle, image, out, tiny_unet_ckpt, "--backend", backend, "--threads", "1") == 0
+        labels[run] = np.asarray(nib.load(out / "ct_seg.nii.gz").dataobj)
+        models = sorted((tmp_path / "cache" / "onnx").glob("*.onnx")) if backend == "onnxruntime" else []
+        if run == 1:
+            exported = [(m, m.stat().st_mtime_ns) for m in models]
+            assert len(exported) == 1
+    assert [(m, m.stat().st_mtime_ns) for m in models] == exported  # the second run used the cached model
+    assert float((labels[0] == labels[1]).mean()) >= 0.9999
+    np.testing.assert_array_equal(labels[1], labels[2])
+
+
+def test_onnxruntime_backend_refuses_cuda_precision(liver_bundle, tmp_path, tiny_unet_ckpt, capsys):
+    rc = _cli(liver_bundle, tmp_path / "x.nii.gz", tmp_path / "out", tiny_unet_ckpt, "--backend", "onnxruntime",
+              "--precision", "bf16")
+    assert rc == 2 and "--backend onnxruntime runs float32 on the CPU" in capsys.readouterr().err

@@ -10,6 +10,10 @@ Architecture (Jégou et al., Table 2), with ``n = (len(layers_per_block) - 1) / 
 * up path: transition up (``up_kernel_size`` transposed convolution, stride 2, over the new maps of the block below)
   -> concatenation with the gated skip -> dense block (new maps only, except the last block, which keeps its input);
 * a 1x1 convolution to ``out_channels`` (logits).
+
+On the shared :class:`~satgate_monai.networks.nets.gated_encoder_decoder.GatedEncoderDecoder`: encoder stage ``l`` is
+``transition down -> dense block l`` (stage 0: ``first conv -> dense block 0``; the last stage ends in the
+bottleneck), so each stage's output is a long skip; decoder stage ``i`` is ``transition up -> dense block``.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from satgate_monai.networks.blocks.utils import (
     ActSpec,
     check_network_args,
     check_positive_ints,
-    check_spatial_shape,
 )
 from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
 from satgate_monai.networks.init import init_weights
+from satgate_monai.networks.nets.gated_encoder_decoder import GatedEncoderDecoder
 
 __all__ = ["SATFCDenseNet", "FCDENSENET_PRESETS"]
 
@@ -53,7 +57,7 @@ def _preset(preset: str | int | None) -> dict:
     return FCDENSENET_PRESETS[key]
 
 
-class SATFCDenseNet(nn.Module):
+class SATFCDenseNet(GatedEncoderDecoder):
     """FC-DenseNet whose long skips (and optionally dense connections) pass through Select-Attend-Transfer gates.
 
     Args:
@@ -97,7 +101,7 @@ class SATFCDenseNet(nn.Module):
         torch.Size([1, 2, 16, 16])
     """
 
-    __jit_unused_properties__ = ["gates"]
+    __jit_unused_properties__ = ["gates", "down_blocks", "bottleneck"]
 
     def __init__(
         self,
@@ -119,7 +123,7 @@ class SATFCDenseNet(nn.Module):
         dense_gate: GateSpec | None = None,
         init: str = "glorot",
     ) -> None:
-        super().__init__()
+        super().__init__("SATFCDenseNet")
         check_network_args(spatial_dims, in_channels, out_channels)
         config = dict(_preset(preset))
         for key, value in (("growth_rate", growth_rate), ("layers_per_block", layers_per_block),
@@ -154,55 +158,80 @@ class SATFCDenseNet(nn.Module):
         self.strides = strides
         self.size_divisor = math.prod(strides)
 
-        self.first_conv = Conv[Conv.CONV, spatial_dims](in_channels, first_channels, kernel_size,
-                                                        padding=kernel_size // 2, bias=bias)
-        self.down_blocks = nn.ModuleList()
-        self.transitions_down = nn.ModuleList()
-        skip_channels: list[int] = []
-        width = first_channels
         cfg = ConvConfig(spatial_dims, kernel_size=kernel_size, act=act, norm=norm, dropout=dropout, bias=bias,
                          channel_prelu=True)
+        first_conv = Conv[Conv.CONV, spatial_dims](in_channels, first_channels, kernel_size, padding=kernel_size // 2,
+                                                   bias=bias)
+        # encoder stage l: (transition down from level l - 1 | the first convolution) -> dense block l; its output is
+        # the long skip of level l, and the last stage ends in the bottleneck block
+        down_blocks: list[DenseBlock] = []
+        transitions_down: list[TransitionDown] = []
+        skip_channels: list[int] = []
+        width = first_channels
         for level in range(n_pool):
             block = DenseBlock(cfg, width, growth_rate, layers_per_block[level], dense_gate, keep_input=True)
             width = block.out_channels
             skip_channels.append(width)
-            self.down_blocks.append(block)
-            self.transitions_down.append(TransitionDown(cfg, width, strides[level]))
+            down_blocks.append(block)
+            transitions_down.append(TransitionDown(cfg, width, strides[level]))
         # one gate per long skip, shallow to deep, applied as soon as the skip is produced
         self.skip_gates = nn.ModuleList(build_skip_gate(skip_gate, spatial_dims, c) for c in skip_channels)
-        self.bottleneck = DenseBlock(cfg, width, growth_rate, layers_per_block[n_pool], dense_gate, keep_input=False)
-        width = self.bottleneck.out_channels
+        bottleneck = DenseBlock(cfg, width, growth_rate, layers_per_block[n_pool], dense_gate, keep_input=False)
+        self.encoder = nn.ModuleList([nn.Sequential(first_conv, down_blocks[0])])
+        for level in range(1, n_pool + 1):
+            self.encoder.append(nn.Sequential(transitions_down[level - 1],
+                                              down_blocks[level] if level < n_pool else bottleneck))
+        width = bottleneck.out_channels
         # up path, from the deepest skip to the shallowest
-        self.transitions_up = nn.ModuleList()
-        self.up_blocks = nn.ModuleList()
+        self.decoder = nn.ModuleList()
         for i, level in enumerate(reversed(range(n_pool))):
             up = TransitionUp(cfg, width, self.skip_gates[level].out_channels, strides[level], up_kernel_size)
             block = DenseBlock(cfg, up.out_channels, growth_rate, layers_per_block[n_pool + 1 + i], dense_gate,
                                keep_input=level == 0)
             width = block.out_channels
-            self.transitions_up.append(up)
-            self.up_blocks.append(block)
+            self.decoder.append(_UpStage(up, block))
         self.head = Conv[Conv.CONV, spatial_dims](width, out_channels, 1, bias=True)
-        init_weights(self, init)
+        # initialised in the order the modules were created before they were grouped into stages (same draws)
+        init_weights(nn.ModuleList([first_conv, *down_blocks, *transitions_down, *self.skip_gates, bottleneck,
+                                    *(s.up for s in self.decoder), *(s.block for s in self.decoder), self.head]), init)
 
     @property
-    def gates(self) -> list[nn.Module]:
-        """The long-skip gates, from the shallowest skip to the deepest (dense gates are found by
-        :func:`~satgate_monai.networks.inspection.gate_modules`)."""
-        return list(self.skip_gates)
+    def down_blocks(self) -> list[DenseBlock]:
+        """The dense blocks of the down path, shallow to deep."""
+        return [stage[1] for stage in self.encoder[:-1]]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_spatial_shape(list(x.shape[2:]), self.spatial_dims, self.size_divisor, "SATFCDenseNet")
-        x = self.first_conv(x)
-        skips: list[torch.Tensor] = []
-        for block, gate, down in zip(self.down_blocks, self.skip_gates, self.transitions_down):
-            x = block(x)
-            skips.append(gate(x))  # only the gate's output waits for the up path
-            x = down(x)
-        x = self.bottleneck(x)
-        depth = len(skips)
-        i = 0
-        for up, block in zip(self.transitions_up, self.up_blocks):
-            x = block(up(x, skips[depth - 1 - i]))
-            i += 1
-        return self.head(x)
+    @property
+    def bottleneck(self) -> DenseBlock:
+        """The bottleneck dense block."""
+        return self.encoder[-1][1]
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Checkpoints of the layout before the stages (``first_conv``, ``down_blocks``...) load too."""
+        n_pool = len(self.skip_gates)
+        moves = {"first_conv.": "encoder.0.0.", "bottleneck.": f"encoder.{n_pool}.1."}
+        for level in range(n_pool):
+            moves[f"down_blocks.{level}."] = f"encoder.{level}.1."
+            moves[f"transitions_down.{level}."] = f"encoder.{level + 1}.0."
+            moves[f"transitions_up.{level}."] = f"decoder.{level}.up."
+            moves[f"up_blocks.{level}."] = f"decoder.{level}.block."
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            rest = key[len(prefix):]
+            for old, new in moves.items():
+                if rest.startswith(old):
+                    state_dict[prefix + new + rest[len(old):]] = state_dict.pop(key)
+                    break
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+
+class _UpStage(nn.Module):
+    """Transition up, concatenation with the gated skip, dense block: ``(x, gated_skip) -> block(up(x, skip))``."""
+
+    def __init__(self, up: TransitionUp, block: DenseBlock) -> None:
+        super().__init__()
+        self.up = up
+        self.block = block
+
+    def forward(self, x: torch.Tensor, gated_skip: torch.Tensor) -> torch.Tensor:
+        return self.block(self.up(x, gated_skip))
