@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.files import PICTURE_SUFFIXES
 from data_prep.validation import InputError, check_affine, check_direction, check_spacing
 
 __all__ = ["check_file"]
@@ -314,6 +315,6 @@ def check_file(path: str | os.PathLike, *, nonfinite: str = "refuse", what: str 
         _check_metaimage(p)
     elif low.endswith((".nrrd", ".nhdr")):
         _check_nrrd(p)
-    elif low.endswith((".png", ".jpg", ".jpeg")):
+    elif low.endswith(PICTURE_SUFFIXES):
         _check_picture(p)
     return []
