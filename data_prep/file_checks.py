@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.files import PICTURE_SUFFIXES
 from data_prep.validation import InputError, check_affine, check_direction, check_spacing
 
 __all__ = ["check_file"]
@@ -54,9 +55,12 @@ def _gunzip_size(path: Path, what: str) -> int:
         raise InputError(f"{path}: corrupt {what}: {e}") from None
 
 
-def _zlib_size(data_file: Path, offset: int, what: str) -> int:
-    """Decompressed size of a zlib stream from ``offset`` to the end of ``data_file`` (must reach its end)."""
-    d = zlib.decompressobj()
+def _zlib_size(data_file: Path, offset: int, what: str, wbits: int = zlib.MAX_WBITS) -> int:
+    """Decompressed size of a compressed stream from ``offset`` to the end of ``data_file`` (must reach its end).
+
+    ``wbits`` as in ``zlib.decompressobj``: the default reads a zlib stream, 31 a gzip stream (attached NRRD data).
+    """
+    d = zlib.decompressobj(wbits=wbits)
     n = 0
     try:
         with open(data_file, "rb") as f:
@@ -257,28 +261,8 @@ def _check_nrrd(path: Path) -> None:
     elif start == 0:
         have = _gunzip_size(data_file, "NRRD data (gzip)")
     else:
-        have = _gzip_tail_size(data_file, start)
+        have = _zlib_size(data_file, start, "NRRD data (gzip)", wbits=31)
     _require_bytes(data_file, have, need, "NRRD data")
-
-
-def _gzip_tail_size(path: Path, offset: int) -> int:
-    """Decompressed size of a gzip stream that starts at ``offset`` of ``path`` (attached NRRD data)."""
-    d = zlib.decompressobj(wbits=31)
-    n = 0
-    with open(path, "rb") as f:
-        f.seek(offset)
-        try:
-            while True:
-                chunk = f.read(_CHUNK)
-                if not chunk:
-                    break
-                n += len(d.decompress(chunk))
-            n += len(d.flush())
-        except zlib.error as e:
-            raise InputError(f"{path}: corrupt NRRD data (gzip): {e}") from None
-    if not d.eof:
-        raise InputError(f"{path}: truncated NRRD data (gzip): the compressed stream ends before its end marker")
-    return n
 
 
 def _check_picture(path: Path) -> None:
@@ -331,6 +315,6 @@ def check_file(path: str | os.PathLike, *, nonfinite: str = "refuse", what: str 
         _check_metaimage(p)
     elif low.endswith((".nrrd", ".nhdr")):
         _check_nrrd(p)
-    elif low.endswith((".png", ".jpg", ".jpeg")):
+    elif low.endswith(PICTURE_SUFFIXES):
         _check_picture(p)
     return []

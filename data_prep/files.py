@@ -11,6 +11,7 @@ from pathlib import Path
 __all__ = [
     "IMAGE_SUFFIXES",
     "DICOM_SUFFIXES",
+    "PICTURE_SUFFIXES",
     "case_name",
     "folder_has_dicom",
     "is_dicom_file",
@@ -19,8 +20,9 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-_NOT_DICOM_SUFFIXES = IMAGE_SUFFIXES + (".raw", ".zraw", ".txt", ".json", ".csv", ".md", ".xml", ".png", ".jpg",
-                                        ".jpeg", ".gz", ".zip", ".py", ".yaml", ".yml", ".pdf")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")  # 2D pictures (dermoscopy)
+_NOT_DICOM_SUFFIXES = IMAGE_SUFFIXES + PICTURE_SUFFIXES + (".raw", ".zraw", ".txt", ".json", ".csv", ".md", ".xml",
+                                                           ".gz", ".zip", ".py", ".yaml", ".yml", ".pdf")
 
 
 def _lower_name(path: str | os.PathLike) -> str:

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from data_prep.commands import command_parser
 from data_prep.tasks import TASKS, get_task
 
 __all__ = ["add_parser", "run"]
@@ -41,13 +42,11 @@ Then, e.g.:  python -m data_prep import --dataset msd-liver --src DIR/Task03_Liv
 """
 
 
+HELP = "write phantom datasets (CT liver, MR prostate, skin) in the MSD / ISIC 2017 layouts (not patient data)"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "demo",
-        help="write phantom datasets (CT liver, MR prostate, skin) in the MSD / ISIC 2017 layouts (not patient data)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(subparsers, "demo", HELP, DESCRIPTION)
     p.add_argument("--task", required=True, choices=tuple(TASKS), help="which phantom dataset")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output root folder")
     p.add_argument("--cases", type=int, default=None, metavar="N",

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from data_prep.commands import command_parser
 from data_prep.errors import MAX_ERROR_CHARS, describe, one_line
 from data_prep.tasks import TARGET_SPACING
 
@@ -50,13 +51,11 @@ ROBUSTNESS
 """
 
 
+HELP = "import MSD liver/prostate, LiTS or ISIC 2017 from their downloaded layout"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "import",
-        help="import MSD liver/prostate, LiTS or ISIC 2017 from their downloaded layout",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(subparsers, "import", HELP, DESCRIPTION)
     p.add_argument("--dataset", required=True, choices=DATASETS, help="which public dataset layout --src holds")
     p.add_argument("--src", required=True, type=Path, metavar="DIR", help="folder of the downloaded dataset")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (not inside --src)")

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from data_prep.commands import command_parser
 from data_prep.errors import MAX_ERROR_CHARS, describe, one_line
 from data_prep.pipeline import DEFAULT_COMPRESSION_LEVEL, DEFAULT_SPACING, CaseSpec, prepare_cases
 from data_prep.readers import IMAGE_SUFFIXES, discover_cases
@@ -75,13 +76,11 @@ SPEED
 """
 
 
+HELP = "validate and resample images (+labels) to isotropic NIfTI with datalist.json and report.csv"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "prepare",
-        help="validate and resample images (+labels) to isotropic NIfTI with datalist.json and report.csv",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(subparsers, "prepare", HELP, DESCRIPTION)
     p.add_argument("--images", required=True, type=Path, metavar="PATH",
                    help="image file, DICOM series folder, or folder of cases")
     p.add_argument("--labels", type=Path, metavar="PATH",

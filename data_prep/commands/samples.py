@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from data_prep.atomic import atomic_path
+from data_prep.commands import command_parser
 
 __all__ = ["add_parser", "run", "fetch_samples", "SAMPLE_FILES", "PYRADIOMICS_VERSION", "BUILD_DEPS"]
 
@@ -101,13 +102,11 @@ def fetch_samples(out_dir: str | Path, *, install_build_deps: bool = True) -> Pa
     return out
 
 
+HELP = "fetch real CT/MRI sample volumes with tumour labels (pyradiomics 3.0.1 sdist, via pip)"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "samples",
-        help="fetch real CT/MRI sample volumes with tumour labels (pyradiomics 3.0.1 sdist, via pip)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(subparsers, "samples", HELP, __doc__)
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="destination folder")
     p.add_argument("--no-install-build-deps", action="store_true",
                    help="do not pip-install numpy/versioneer/setuptools/wheel when missing (then fail instead)")

@@ -14,6 +14,7 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,25 @@ class _SeedsAction(argparse.Action):
             parser.error(str(e))
 
 
-def _threads(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--threads takes a positive int, got {value!r}")
-    return n
+def _positive_int_option(option: str = "") -> Callable[[str], int]:
+    """An argparse ``type`` taking an int >= 1; its error names ``option`` when given."""
+    prefix = f"{option} " if option else ""
+
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"{prefix}takes a positive int, got {value!r}")
+        return n
+
+    return parse
+
+
+_threads = _positive_int_option("--threads")
+_epochs = _positive_int_option("--epochs")
+_positive_int = _positive_int_option()
 
 
 def _selection_args(value: str) -> dict:
@@ -97,16 +109,6 @@ def _selection_args(value: str) -> dict:
     return kwargs
 
 
-def _epochs(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--epochs takes a positive int, got {value!r}")
-    return n
-
-
 def _override(value: str) -> tuple[str, Any]:
     key, sep, raw = value.partition("=")
     if not sep or not key:
@@ -115,16 +117,6 @@ def _override(value: str) -> tuple[str, Any]:
         return key, json.loads(raw)
     except json.JSONDecodeError:
         return key, raw
-
-
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"takes a positive int, got {value!r}")
-    return n
 
 
 def _executor(args: argparse.Namespace) -> Any:

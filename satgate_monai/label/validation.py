@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from data_prep.files import IMAGE_SUFFIXES, PICTURE_SUFFIXES
+
 __all__ = [
     "PICTURE_SUFFIXES",
     "VOLUME_SUFFIXES",
@@ -31,8 +33,8 @@ __all__ = [
     "upload_suffix",
 ]
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".seg.nrrd", ".mha", ".mhd")
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# the project's volume suffixes that stand for one file (not a detached NRRD header), and 3D Slicer's segmentations
+VOLUME_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s != ".nhdr") + (".seg.nrrd",)
 GRID_ATOL = 1e-3  # mm (origin, spacing) and direction cosines: rounding of NIfTI/NRRD headers written elsewhere
 
 

@@ -14,7 +14,7 @@ from satgate_monai.tasks import TASKS, Task
 from tests.conftest import REPO_ROOT
 
 __all__ = ["BUNDLES", "BUNDLE_DIR", "TINY", "config_path", "load_json", "bundle_run", "run_cli", "python_env",
-           "task_of"]
+           "task_of", "liver_demo_data"]
 
 BUNDLE_DIR = bundles_dir()
 BUNDLES = tuple(bundle_names())  # every shipped bundle folder
@@ -72,3 +72,14 @@ def run_cli(cmd: list[str], timeout: float = 300, check: bool = True, **kw: Any)
         raise AssertionError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-3000:]}\n"
                              f"{proc.stderr[-6000:]}")
     return proc
+
+
+def liver_demo_data(root: Path) -> Path:
+    """The liver demo phantoms (synthetic) written under ``root/raw`` and imported at 2 mm into ``root/prep``:
+    3 training, 1 validation, 1 test case. Returns ``root/prep``."""
+    for cmd in (["demo", "--task", "liver", "--out", str(root / "raw"), "--cases", "5", "--test-cases", "0",
+                 "--shape", "48", "48", "24"],
+                ["import", "--dataset", "msd-liver", "--src", str(root / "raw"), "--out", str(root / "prep")]):
+        subprocess.run([sys.executable, "-m", "data_prep", *cmd], check=True, capture_output=True, env=python_env(),
+                       timeout=300)
+    return root / "prep"

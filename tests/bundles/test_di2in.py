@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from monai.losses import DeepSupervisionLoss
 
 from satgate_monai.bundle import DEEP_SUPERVISION_OVERRIDES
 from satgate_monai.networks.nets import SATDI2IN
-from tests.bundles.helpers import COMMON, config_path, python_env
+from tests.bundles.helpers import COMMON, config_path, liver_demo_data
 
 BUNDLE = "liver_ct_sat"
 SMALL = {"roi_size": [16, 16, 16], "network_def#channels": [4, 8, 16], "num_samples": 1, "batch_size": 2}
@@ -35,13 +33,7 @@ def test_deep_supervision_config_is_the_package_dictionary():
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory):
     """The liver demo phantoms (synthetic), imported at 2 mm: 3 training, 1 validation, 1 test case."""
-    root = tmp_path_factory.mktemp("di2in")
-    for cmd in (["demo", "--task", "liver", "--out", str(root / "raw"), "--cases", "5", "--test-cases", "0",
-                 "--shape", "48", "48", "24"],
-                ["import", "--dataset", "msd-liver", "--src", str(root / "raw"), "--out", str(root / "prep")]):
-        subprocess.run([sys.executable, "-m", "data_prep", *cmd], check=True, capture_output=True, env=python_env(),
-                       timeout=300)
-    return root / "prep"
+    return liver_demo_data(tmp_path_factory.mktemp("di2in"))
 
 
 @pytest.mark.slow

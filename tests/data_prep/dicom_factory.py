@@ -39,6 +39,18 @@ def _base(sop_class: str, sop_uid: str) -> FileDataset:
     return ds
 
 
+def _set_int16_pixels(ds: FileDataset, stored: np.ndarray) -> None:
+    """The image pixel module of signed 16-bit grey pixels: ``stored`` is (rows, columns) or (frames, rows, columns)."""
+    ds.Rows, ds.Columns = stored.shape[-2:]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.PixelData = stored.astype(np.int16).tobytes()
+
+
 def write_series(
     folder: Path,
     vol: np.ndarray,
@@ -94,14 +106,7 @@ def write_series(
         ds.RescaleSlope = f"{slope:g}"
         ds.RescaleIntercept = f"{inter:g}"
         stored = np.rint((vol[k].astype(np.float64) - inter) / slope).astype(np.int16)
-        ds.Rows, ds.Columns = stored.shape
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.PixelData = stored.tobytes()
+        _set_int16_pixels(ds, stored)
         name = names[k] if names is not None else f"slice_{k:03d}.dcm"
         path = folder / name
         ds.save_as(path, enforce_file_format=True)
@@ -158,14 +163,7 @@ def write_enhanced(
         per_frame.append(item)
         frames.append(np.rint((vol[k].astype(np.float64) + 1024) / slope).astype(np.int16))
     ds.PerFrameFunctionalGroupsSequence = Seq(per_frame)
-    ds.Rows, ds.Columns = vol.shape[1:]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.PixelData = np.stack(frames).tobytes()
+    _set_int16_pixels(ds, np.stack(frames))
     ds.save_as(path, enforce_file_format=True)
     return path
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from satgate_monai.bundle import DEEP_SUPERVISION_OVERRIDES
 from satgate_monai.experiments import cli
 from satgate_monai.experiments.bundle_task import BundleTask
 from satgate_monai.experiments.grid import build_grid
-from tests.bundles.helpers import python_env
+from tests.bundles.helpers import liver_demo_data
 from tests.conftest import REPO_ROOT
 
 BUNDLE = REPO_ROOT / "bundles" / "liver_ct_sat"
@@ -21,13 +19,8 @@ BUNDLE = REPO_ROOT / "bundles" / "liver_ct_sat"
 
 @pytest.fixture(scope="module")
 def liver_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("liver")
-    for cmd in (["demo", "--task", "liver", "--out", str(root / "raw"), "--cases", "5", "--test-cases", "0",
-                 "--shape", "48", "48", "24"],
-                ["import", "--dataset", "msd-liver", "--src", str(root / "raw"), "--out", str(root / "prep")]):
-        subprocess.run([sys.executable, "-m", "data_prep", *cmd], check=True, capture_output=True, env=python_env(),
-                       timeout=300)
-    return root / "prep"
+    """The liver demo phantoms (synthetic), imported at 2 mm: 3 training, 1 validation, 1 test case."""
+    return liver_demo_data(tmp_path_factory.mktemp("liver"))
 
 
 def test_only_deep_supervision_cells_get_the_loss_overrides(liver_data, tmp_path):

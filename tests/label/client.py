@@ -26,7 +26,7 @@ from satgate_monai.label.environment import ENV_VAR
 from tests.conftest import REPO_ROOT, skip_or_fail
 from tests.orthanc import free_port
 
-__all__ = ["LabelClient", "Served", "label_python", "offline_run", "project_env", "serving"]
+__all__ = ["LabelClient", "Served", "label_python", "offline_run", "project_env", "serving", "stop"]
 
 START_TIMEOUT = 300.0
 
@@ -96,13 +96,18 @@ def serving(
         served.start_s = time.perf_counter() - t0
         yield served
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM a process that is still running, SIGKILL it after 30 s; wait for it."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 class LabelClient:

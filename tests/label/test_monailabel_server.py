@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,31 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from satgate_monai.label.environment import ENV_VAR
-from tests.conftest import REPO_ROOT, skip_or_fail
+from tests.conftest import REPO_ROOT
+from tests.label.client import label_python, stop
 from tests.label.phantoms import copy_bundle, make_studies, write_random_weights
+from tests.orthanc import free_port
 
 BUNDLES = {"liver": "liver_ct_sat", "prostate": "prostate_mri_sat", "skin": "skin_lesion_sat"}
 START_TIMEOUT = 240.0
-
-
-def _label_python() -> Path:
-    if os.environ.get(ENV_VAR):
-        python = Path(os.environ[ENV_VAR])
-        if not python.is_file():
-            skip_or_fail(f"{ENV_VAR}={python} does not exist")
-        return python
-    script = REPO_ROOT / ".ci" / "monailabel_env.sh"
-    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        skip_or_fail(f"the MONAI Label environment could not be built: {proc.stderr[-2000:]}")
-    return Path(proc.stdout.strip().splitlines()[-1])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _request(url: str, method: str = "GET", body: dict | None = None, timeout: float = 120.0) -> tuple[int, bytes]:
@@ -127,20 +108,10 @@ def _served_label(url: str, model: str, image_id: str, ext: str, folder: Path) -
     return _load_label(path), elapsed
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-
-
 @pytest.mark.slow
 def test_monailabel_server_end_to_end(tmp_path):
     """Start the real server, check /info/, /infer against offline runs, /train, and a clean stop by PID."""
-    python = _label_python()
+    python = label_python()
     studies, bundles, offline_dir, app_dir = (tmp_path / n for n in ("studies", "bundles", "offline", "app"))
     studies.mkdir()
     offline_dir.mkdir()
@@ -159,7 +130,7 @@ def test_monailabel_server_end_to_end(tmp_path):
         "skin": _offline(python, copies["skin"], rgb, offline_dir, env),
     }
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "satgate_monai.label", "serve", "--studies", str(studies), "--port", str(port)]
     cmd += ["--bundles-dir", str(bundles), "--python", str(python), "--app-dir", str(app_dir)]
@@ -245,10 +216,10 @@ def test_monailabel_server_end_to_end(tmp_path):
         # Stop by PID (serve execs the server, so this PID is the server) and check nothing is left behind.
         descendants = _children(server.pid) if server.poll() is None else set()
         t = time.perf_counter()
-        _stop(server)
+        stop(server)
         timings["stop"] = time.perf_counter() - t
         for p in offline.values():
-            _stop(p)
+            stop(p)
         print("MONAI Label timings (s):", json.dumps({k: round(v, 2) for k, v in timings.items()}))
     deadline = time.time() + 20
     while time.time() < deadline and [p for p in descendants if _alive(p)]:
@@ -262,7 +233,7 @@ def test_monailabel_server_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_serve_names_a_bundle_whose_network_cannot_be_imported(tmp_path):
     """A network_def that cannot be imported stops `serve` before the server starts, naming bundle and target."""
-    python = _label_python()
+    python = label_python()
     studies = tmp_path / "studies"
     studies.mkdir()
     make_studies(studies, n_mr=1, n_rgb=0, labelled=0)
@@ -274,7 +245,7 @@ def test_serve_names_a_bundle_whose_network_cannot_be_imported(tmp_path):
     config["network_def"]["_target_"] = "satgate_monai.networks.nets.NoSuchSATNet"
     (broken / "configs" / "inference.json").write_text(json.dumps(config, indent=1))
 
-    port = _free_port()
+    port = free_port()
     app_dir = tmp_path / "app"
     cmd = [sys.executable, "-m", "satgate_monai.label", "serve", "--studies", str(studies), "--port", str(port)]
     cmd += ["--bundles-dir", str(tmp_path / "bundles"), "--python", str(python), "--app-dir", str(app_dir)]

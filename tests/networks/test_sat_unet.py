@@ -31,7 +31,8 @@ class TestSATUNet(NetworkChecks):
 
     def bad_kwargs(self):
         return [{"spatial_dims": 1}, {"channels": (8,)}, {"strides": (2,)}, {"kernel_size": 4},
-                {"up_kernel_size": 1}, {"skip_gate": "nope"}, {"in_channels": 0}, {"init": "xavier"}]
+                {"up_kernel_size": 1}, {"skip_gate": "nope"}, {"in_channels": 0}, {"init": "xavier"},
+                {"kernel_size": True}]
 
     def full_size_configs(self):
         paper = {"in_channels": 3, "out_channels": 2, "channels": (32, 64, 128, 256, 512)}

@@ -19,6 +19,7 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.tasks.train.bundle import BundleTrainTask
 
 from satgate_monai.label.checkpoints import DEFAULT_CHECKPOINT, file_signature
+from satgate_monai.label.validation import VOLUME_SUFFIXES
 
 __all__ = [
     "DIMENSION_EXTENSIONS",
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 DIMENSION_EXTENSIONS: dict[int, tuple[str, ...]] = {
     2: (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"),
-    3: (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".seg.nrrd"),
+    3: VOLUME_SUFFIXES,
 }
 
 

@@ -14,8 +14,13 @@ __all__ = [
     "ActSpec",
     "channel_act",
     "check_spatial_shape",
+    "check_positive_int",
     "check_positive_ints",
     "check_network_args",
+    "check_channels",
+    "check_strides",
+    "check_kernel_size",
+    "check_dropout",
     "transposed_padding",
 ]
 
@@ -71,13 +76,45 @@ def check_positive_ints(name: str, values: Sequence[int], length: int | None = N
     return values
 
 
+def check_positive_int(name: str, value: int) -> int:
+    """``value`` if it is an int >= 1 (not a bool), else ``ValueError`` naming ``name`` and the value."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return value
+
+
 def check_network_args(spatial_dims: int, in_channels: int, out_channels: int) -> None:
     """The checks every network starts with: ``spatial_dims`` in (2, 3), positive channel counts."""
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
-    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    check_positive_int("in_channels", in_channels)
+    check_positive_int("out_channels", out_channels)
+
+
+def check_channels(channels: Sequence[int], minimum: int = 1) -> tuple:
+    """The per-level widths of an encoder: at least two ints, each ``>= minimum``; returned as a tuple."""
+    channels = check_positive_ints("channels", channels, minimum=minimum)
+    if len(channels) < 2:
+        raise ValueError(f"channels must hold at least two widths, got {channels!r}.")
+    return channels
+
+
+def check_strides(strides: Sequence[int] | None, count: int) -> tuple:
+    """``count`` positive down-sampling strides, one per level below the first; None means 2 everywhere."""
+    return check_positive_ints("strides", strides if strides is not None else (2,) * count, count)
+
+
+def check_kernel_size(kernel_size: int) -> int:
+    """``kernel_size`` if it is a positive odd int (so ``kernel_size // 2`` padding keeps the size)."""
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}.")
+    return kernel_size
+
+
+def check_dropout(dropout: float) -> None:
+    """A dropout probability must lie in [0, 1)."""
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}.")
 
 
 def transposed_padding(kernel_size: int, stride: int) -> tuple[int, int]:

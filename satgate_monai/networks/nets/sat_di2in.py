@@ -25,7 +25,6 @@ are the only parameters outside the paper's count.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Union
 
@@ -34,8 +33,16 @@ from monai.networks.blocks import Convolution
 from torch import nn
 from torch.nn import functional as F
 
-from satgate_monai.networks.blocks.utils import ActSpec, check_network_args, check_positive_ints, check_spatial_shape
-from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
+from satgate_monai.networks.blocks.utils import (
+    ActSpec,
+    check_channels,
+    check_dropout,
+    check_kernel_size,
+    check_network_args,
+    check_positive_int,
+    check_spatial_shape,
+)
+from satgate_monai.networks.factories import GateSpec, build_skip_gate
 from satgate_monai.networks.init import init_weights
 from satgate_monai.networks.nets.gated_encoder_decoder import GatedEncoderDecoder
 
@@ -156,26 +163,16 @@ class SATDI2IN(GatedEncoderDecoder):
     ) -> None:
         super().__init__("SATDI2IN")
         check_network_args(spatial_dims, in_channels, out_channels)
-        channels = check_positive_ints("channels", channels, minimum=2)
-        if len(channels) < 2:
-            raise ValueError(f"channels must hold at least two widths, got {channels!r}.")
+        channels = check_channels(channels, minimum=2)
         if any(c % 2 for c in channels[:-1]):
             raise ValueError(f"the skip widths channels[:-1] must be even (the decoder is half as wide), got "
                              f"{channels!r}.")
-        for name, value in (("encoder_convs", encoder_convs), ("decoder_convs", decoder_convs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        self.skip_gate_name = gate_name(skip_gate)
-        self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        check_positive_int("encoder_convs", encoder_convs)
+        check_positive_int("decoder_convs", decoder_convs)
+        check_kernel_size(kernel_size)
+        check_dropout(dropout)
+        self._set_layout(spatial_dims, in_channels, out_channels, (2,) * (len(channels) - 1), skip_gate)
         self.channels = channels
-        self.strides = (2,) * (len(channels) - 1)
-        self.size_divisor = math.prod(self.strides)
         self.deep_supervision = bool(deep_supervision)
         self.mode = _MODES[spatial_dims]
 

@@ -18,7 +18,6 @@ bottleneck), so each stage's output is a long skip; decoder stage ``i`` is ``tra
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -29,8 +28,12 @@ from satgate_monai.networks.blocks.conv_config import ConvConfig
 from satgate_monai.networks.blocks.dense_blocks import DenseBlock, TransitionDown, TransitionUp
 from satgate_monai.networks.blocks.utils import (
     ActSpec,
+    check_dropout,
+    check_kernel_size,
     check_network_args,
+    check_positive_int,
     check_positive_ints,
+    check_strides,
 )
 from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
 from satgate_monai.networks.init import init_weights
@@ -133,30 +136,22 @@ class SATFCDenseNet(GatedEncoderDecoder):
             elif key not in config:
                 raise ValueError(f"{key} is required when preset is None, got None.")
         growth_rate, first_channels = config["growth_rate"], config["first_channels"]
-        for key, value in (("growth_rate", growth_rate), ("first_channels", first_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive int, got {value!r}.")
+        check_positive_int("growth_rate", growth_rate)
+        check_positive_int("first_channels", first_channels)
         layers_per_block = check_positive_ints("layers_per_block", config["layers_per_block"])
         if len(layers_per_block) < 3 or len(layers_per_block) % 2 == 0:
             raise ValueError(
                 f"layers_per_block must hold 2 n + 1 ints (n >= 1 down-samplings), got {layers_per_block!r}."
             )
         n_pool = (len(layers_per_block) - 1) // 2
-        strides = check_positive_ints("strides", strides if strides is not None else (2,) * n_pool, n_pool)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}.")
-        self.skip_gate_name = gate_name(skip_gate)
+        strides = check_strides(strides, n_pool)
+        check_kernel_size(kernel_size)
+        check_dropout(dropout)
+        self._set_layout(spatial_dims, in_channels, out_channels, strides, skip_gate)
         self.dense_gate_name = gate_name(dense_gate) if dense_gate is not None else None
-        self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.growth_rate = growth_rate
         self.layers_per_block = layers_per_block
         self.first_channels = first_channels
-        self.strides = strides
-        self.size_divisor = math.prod(strides)
 
         cfg = ConvConfig(spatial_dims, kernel_size=kernel_size, act=act, norm=norm, dropout=dropout, bias=bias,
                          channel_prelu=True)

@@ -11,7 +11,6 @@ channel (Taghanaki et al., MLMI 2019, arXiv:1804.05181, Fig. 2).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -20,8 +19,14 @@ from torch import nn
 
 from satgate_monai.networks.blocks.conv_config import ConvConfig
 from satgate_monai.networks.blocks.join import JoinConvolution
-from satgate_monai.networks.blocks.utils import check_network_args, check_positive_ints, transposed_padding
-from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
+from satgate_monai.networks.blocks.utils import (
+    check_channels,
+    check_kernel_size,
+    check_network_args,
+    check_strides,
+    transposed_padding,
+)
+from satgate_monai.networks.factories import GateSpec, build_skip_gate
 from satgate_monai.networks.init import init_weights
 from satgate_monai.networks.nets.gated_encoder_decoder import GatedEncoderDecoder
 
@@ -119,23 +124,13 @@ class SATUNet(GatedEncoderDecoder):
     ) -> None:
         super().__init__("SATUNet")
         check_network_args(spatial_dims, in_channels, out_channels)
-        channels = check_positive_ints("channels", channels)
-        if len(channels) < 2:
-            raise ValueError(f"channels must hold at least two widths, got {channels!r}.")
-        strides = check_positive_ints(
-            "strides", strides if strides is not None else (2,) * (len(channels) - 1), len(channels) - 1
-        )
+        channels = check_channels(channels)
+        strides = check_strides(strides, len(channels) - 1)
         if up_kernel_size < max(strides):
             raise ValueError(f"up_kernel_size must be >= the largest stride {max(strides)}, got {up_kernel_size!r}.")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}.")
-        self.skip_gate_name = gate_name(skip_gate)
-        self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        check_kernel_size(kernel_size)
+        self._set_layout(spatial_dims, in_channels, out_channels, strides, skip_gate)
         self.channels = channels
-        self.strides = strides
-        self.size_divisor = math.prod(strides)
 
         cfg = ConvConfig(spatial_dims, kernel_size=kernel_size, act=act, norm=norm, dropout=dropout, bias=bias)
         self.encoder = nn.ModuleList()

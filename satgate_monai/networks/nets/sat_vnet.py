@@ -10,7 +10,6 @@ arXiv:1804.05181) ran V-Net with reduced widths to fit memory: ``channels`` sets
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from torch import nn
@@ -18,11 +17,15 @@ from torch import nn
 from satgate_monai.networks.blocks.conv_config import ConvConfig
 from satgate_monai.networks.blocks.utils import (
     ActSpec,
+    check_channels,
+    check_dropout,
+    check_kernel_size,
     check_network_args,
     check_positive_ints,
+    check_strides,
 )
 from satgate_monai.networks.blocks.vnet_blocks import ResidualStage, VNetDownStage, VNetUpStage
-from satgate_monai.networks.factories import GateSpec, build_skip_gate, gate_name
+from satgate_monai.networks.factories import GateSpec, build_skip_gate
 from satgate_monai.networks.init import init_weights
 from satgate_monai.networks.nets.gated_encoder_decoder import GatedEncoderDecoder
 
@@ -89,28 +92,19 @@ class SATVNet(GatedEncoderDecoder):
     ) -> None:
         super().__init__("SATVNet")
         check_network_args(spatial_dims, in_channels, out_channels)
-        channels = check_positive_ints("channels", channels)
-        if len(channels) < 2:
-            raise ValueError(f"channels must hold at least two widths, got {channels!r}.")
+        channels = check_channels(channels)
         levels = len(channels)
-        strides = check_positive_ints("strides", strides if strides is not None else (2,) * (levels - 1), levels - 1)
+        strides = check_strides(strides, levels - 1)
         if encoder_convs is None:
             encoder_convs = tuple(min(i + 1, 3) for i in range(levels))
         if decoder_convs is None:
             decoder_convs = tuple(min(i + 1, 3) for i in range(levels - 1))
         encoder_convs = check_positive_ints("encoder_convs", encoder_convs, levels)
         decoder_convs = check_positive_ints("decoder_convs", decoder_convs, levels - 1)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}.")
-        self.skip_gate_name = gate_name(skip_gate)
-        self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        check_kernel_size(kernel_size)
+        check_dropout(dropout)
+        self._set_layout(spatial_dims, in_channels, out_channels, strides, skip_gate)
         self.channels = channels
-        self.strides = strides
-        self.size_divisor = math.prod(strides)
 
         cfg = ConvConfig(spatial_dims, kernel_size=kernel_size, act=act, norm=norm, dropout=dropout, bias=bias,
                          channel_prelu=True)
