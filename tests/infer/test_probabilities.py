@@ -37,6 +37,13 @@ def second_ckpt(liver_bundle, tiny_unet_ckpt, tmp_path_factory):
     return p
 
 
+def _bundle_version(name: str) -> str:
+    """The version a bundle's metadata.json declares (what run.json must record)."""
+    from satgate_monai.resources import bundle_path
+
+    return json.loads((bundle_path(name) / "configs" / "metadata.json").read_text())["version"]
+
+
 def _runner(bundle, ckpt, **kw) -> BundleRunner:
     return BundleRunner(bundle, device="cpu", ckpt=ckpt, overrides=parse_overrides(TINY_UNET_OVERRIDES), **kw)
 
@@ -125,7 +132,7 @@ def test_bundle_run_with_the_same_ensemble_agrees_with_the_cli(liver_bundle, ct_
     assert [c["sha256"] for c in run["checkpoints"]] == [hashlib.sha256(c.read_bytes()).hexdigest() for c in ckpts]
     assert run["ensemble"] == {"checkpoints": 2, "mirror_axes": [0], "passes_per_case": 4}
     assert run["cases"]["ct"]["files"][0]["sha256"] == hashlib.sha256(ct_file.read_bytes()).hexdigest()
-    assert run["bundle"]["version"] == "0.1.0" and run["packages"]["monai"]
+    assert run["bundle"]["version"] == _bundle_version("liver_ct_sat") and run["packages"]["monai"]
     # the ensemble really ran in the bundle: a single checkpoint gives another mask
     bundle_run(config_file=str(liver_bundle / "configs" / "inference.json"),
                meta_file=str(liver_bundle / "configs" / "metadata.json"), bundle_root=str(tmp_path / "b"),

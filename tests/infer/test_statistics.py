@@ -19,6 +19,13 @@ from tests.infer.conftest import THRESHOLD_OVERRIDES
 from tests.infer.helpers import rotation, set_args
 
 
+def _bundle_version(name: str) -> str:
+    """The version a bundle's metadata.json declares (what run.json must record)."""
+    from satgate_monai.resources import bundle_path
+
+    return json.loads((bundle_path(name) / "configs" / "metadata.json").read_text())["version"]
+
+
 def _oblique(arr: np.ndarray, dtype=sitk.sitkFloat32) -> sitk.Image:
     img = sitk.Cast(sitk.GetImageFromArray(arr), dtype)
     img.SetSpacing((0.8, 1.1, 2.5))
@@ -88,7 +95,7 @@ def test_stats_json_report_columns_and_run_json(liver_bundle, lung_crop, ct_dico
     assert len(rows["ct"]["bbox_min_mm_liver"].split()) == 3 and int(rows["ct"]["components_liver"]) >= 1
 
     run = json.loads((out / "run.json").read_text())
-    assert run["bundle"]["name"] == "liver_ct_sat" and run["bundle"]["version"] == "0.1.0"
+    assert run["bundle"]["name"] == "liver_ct_sat" and run["bundle"]["version"] == _bundle_version("liver_ct_sat")
     assert run["checkpoints"][0]["sha256"] == hashlib.sha256(threshold_ckpt.read_bytes()).hexdigest()
     assert run["overrides"]["roi_size"] == [32, 32, 32] and "--stats" in run["command"]
     assert run["device"] == "cpu" and run["precision"] and run["packages"]["monai"] and run["packages"]["torch"]
