@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from satgate_monai.networks.factories import SKIP_GATE_NAMES, gate_names
+from satgate_monai.networks.factories import SKIP_GATE_NAMES, build_skip_gate, gate_names
 from satgate_monai.networks.nets import DI2IN_CHANNELS, FCDENSENET_PRESETS, SATDI2IN, SATFCDenseNet, SATUNet, SATVNet
 
 __all__ = [
@@ -109,12 +109,19 @@ def predicted_saving(config: ReportConfig, gate: str) -> int:
 
     With ``cost = C_out * k^d`` (U-Net, V-Net) this is the paper's ``(C - 1) C_out k^d - (2C + 1)`` for ``sat``.
     """
-    own = {"org": lambda c: (c, 0), "at": lambda c: (1, c + 1), "st": lambda c: (c, c), "sat": lambda c: (1, 2 * c + 1)}
     total = 0
     for channels, cost in _skip_costs(config):
-        transferred, params = own[gate](channels)
+        transferred, params = _gate_cost(gate, config.spatial_dims, channels)
         total += (channels - transferred) * cost - params
     return total
+
+
+def _gate_cost(gate: str, spatial_dims: int, channels: int) -> tuple[int, int]:
+    """``(channels the gate passes on, its own parameters)`` for a skip of ``channels``, read off the registered gate
+    itself (``sat``: ``(1, 2C + 1)``, ``at``: ``(1, C + 1)``, ``st``: ``(C, C)``, ``org``: ``(C, 0)``)."""
+    with torch.device("meta"):
+        module = build_skip_gate(gate, spatial_dims, channels)
+    return int(module.out_channels), sum(p.numel() for p in module.parameters())
 
 
 def _flops(net: nn.Module, input_shape: tuple[int, ...]) -> int:
