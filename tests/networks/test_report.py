@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from satgate_monai.networks.factories import gate_names
 from satgate_monai.report.cli import main, render_csv, render_markdown
 from satgate_monai.report.params import CONFIGS, parameter_table
 
@@ -24,7 +25,8 @@ def test_params_table_2d(rows_2d):
     assert all(r["setting"] == "2D skin" for r in rows)
     by = {(r["network"], r["gate"]): r for r in rows}
     for network in NETWORKS:
-        assert [g for (n, g) in by if n == network] == ["ORG", "AT", "ST", "SAT"]
+        assert [g for (n, g) in by if n == network] == [name.upper() for name in gate_names()]  # every gate, in order
+        assert gate_names()[:4] == ("org", "at", "st", "sat")
         sat, org = by[(network, "SAT")], by[(network, "ORG")]
         assert int(sat["saving"]) == int(sat["formula"]) == int(org["params"]) - int(sat["params"]) > 0
         assert float(sat["gflops"]) < float(org["gflops"])
