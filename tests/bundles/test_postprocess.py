@@ -122,9 +122,9 @@ def test_monai_label_runs_the_chosen_postprocessing(tmp_path):
     import subprocess
 
     from tests.bundles.helpers import python_env
-    from tests.label.test_monailabel_server import _label_python
+    from tests.label.client import label_python
 
-    python = _label_python()
+    python = label_python()
     bundle = tmp_path / "liver_ct_sat"
     shutil.copytree(BUNDLE_DIR / "liver_ct_sat", bundle, ignore=shutil.ignore_patterns("models", "eval"))
     (bundle / "models").mkdir()
