@@ -15,7 +15,8 @@ RescaleSlope/RescaleIntercept applied per slice (float32 output when they are no
 series, otherwise an integer type that holds the values); enhanced multi-frame CT/MR read frame by frame through the
 per-frame and shared functional groups (position, orientation, pixel spacing, rescale).
 
-A folder holding several series (a study) is read by :mod:`data_prep.series_selection`'s rule: ``series_uid`` if
+Headers are scanned and grouped into series by :mod:`data_prep.dicom_series`. A folder holding several series (a
+study) is read by :mod:`data_prep.series_selection`'s rule: ``series_uid`` if
 given, else the selection rules (a bundle's defaults, or original images first); :func:`read_dicom_study` also
 returns the choice and why the other series were skipped.
 
@@ -34,14 +35,24 @@ import logging
 import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from data_prep.files import is_dicom_file
-from data_prep.series_selection import Candidate, SeriesChoice, SeriesSelectionError, select_series
+from data_prep.dicom_series import (
+    NON_IMAGE_MODALITIES,
+    DicomSeriesError,
+    SeriesInfo,
+    choose_in,
+    choose_series,
+    dicom_files,
+    is_localizer,
+    list_series,
+    scan_series,
+)
+from data_prep.series_selection import SeriesChoice
 
 __all__ = [
     "DicomSeriesError",
@@ -56,53 +67,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-NON_IMAGE_MODALITIES = frozenset(
-    {"SR", "SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "RTIMAGE", "KO", "PR", "DOC", "REG", "FID", "RWV",
-     "PLAN", "AU", "ECG", "HD", "RESP"}
-)
-NON_IMAGE_SOP_CLASS_PREFIXES = (
-    "1.2.840.10008.5.1.4.1.1.88.",  # structured reports
-    "1.2.840.10008.5.1.4.1.1.66",  # raw data, spatial registration, fiducials, segmentation (66.4)
-    "1.2.840.10008.5.1.4.1.1.481.",  # radiotherapy objects
-    "1.2.840.10008.5.1.4.1.1.11.",  # presentation states
-    "1.2.840.10008.5.1.4.1.1.104.",  # encapsulated documents
-    "1.2.840.10008.5.1.4.1.1.9.",  # waveforms
-)
 # uncompressed transfer syntaxes: pixel data length can be checked against the header
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 
 ORIENTATION_TOL = 1e-4  # direction cosines
 POSITION_TOL_MM = 0.01  # absolute part of position tolerances
 SPACING_RTOL = 0.01  # relative tolerance on slice steps
-
-
-class DicomSeriesError(ValueError):
-    """A DICOM folder that cannot be read safely: the message names the folder (or file) and the fault."""
-
-
-@dataclass
-class SeriesInfo:
-    """One series found in a folder."""
-
-    uid: str
-    number: str
-    description: str
-    modality: str
-    files: list[Path] = field(default_factory=list)
-    localizer_only: bool = False
-    header: object = None  # first non-localizer header (all localizers: the first one)
-    n_images: int = 0  # images (frames) that are not localizers
-    image: bool = True  # False: a non-image object (SR, SEG, RTDOSE...), listed only as skipped
-
-    def candidate(self) -> Candidate:
-        """This series as :mod:`data_prep.series_selection` sees it."""
-        return Candidate(self.uid, self.number, self.description, self.modality, self.n_images, len(self.files),
-                         self.header, self.localizer_only, self.image)
-
-    def describe(self) -> str:
-        loc = ", localizer only" if self.localizer_only else ""
-        return (f"SeriesInstanceUID={self.uid} (series {self.number or '?'}, '{self.description}', "
-                f"{self.modality or '?'}, {len(self.files)} file(s){loc})")
 
 
 @dataclass
@@ -119,105 +89,6 @@ class _Frame:
     image_type: tuple[str, ...]
     for_uid: str
     d: float = 0.0
-
-
-def _read_header(path: Path):
-    import pydicom
-
-    return pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
-
-
-def _is_image(ds) -> tuple[bool, str]:
-    modality = str(getattr(ds, "Modality", "") or "").upper()
-    sop = str(getattr(ds, "SOPClassUID", "") or "")
-    if modality in NON_IMAGE_MODALITIES:
-        return False, modality
-    if sop.startswith(NON_IMAGE_SOP_CLASS_PREFIXES):
-        return False, f"SOP class {sop}"
-    if "Rows" not in ds or "Columns" not in ds:
-        return False, f"{modality or 'object'} without pixel data"
-    return True, ""
-
-
-def _is_localizer(image_type: Sequence[str]) -> bool:
-    return any(str(t).upper() in ("LOCALIZER", "SCOUT") for t in image_type)
-
-
-def _scan(files: Sequence[Path], where: str,
-          non_image: dict[str, SeriesInfo] | None = None) -> tuple[dict[str, SeriesInfo], dict[Path, object]]:
-    """Read headers; group image files by series. Non-DICOM and non-image files are skipped with a log line (and
-    grouped by series into ``non_image`` when given)."""
-    import pydicom
-
-    series: dict[str, SeriesInfo] = {}
-    headers: dict[Path, object] = {}
-    ignored: Counter = Counter()
-    for f in files:
-        try:
-            ds = _read_header(f)
-        except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError) as e:
-            raise DicomSeriesError(f"DICOM folder {where}: unreadable or truncated file {f}: {e}") from None
-        if "SOPClassUID" not in ds and "Modality" not in ds and "Rows" not in ds:
-            raise DicomSeriesError(f"DICOM folder {where}: file {f} is not a valid DICOM object (no SOPClassUID, "
-                                   "Modality or Rows): corrupt or truncated")
-        ok, why = _is_image(ds)
-        if not ok:
-            ignored[why] += 1
-            if non_image is not None:
-                uid = str(getattr(ds, "SeriesInstanceUID", "") or "")
-                non_image.setdefault(uid, SeriesInfo(uid, str(getattr(ds, "SeriesNumber", "") or ""),
-                                                     str(getattr(ds, "SeriesDescription", "") or ""),
-                                                     str(getattr(ds, "Modality", "") or ""), image=False)
-                                     ).files.append(f)
-            continue
-        uid = str(getattr(ds, "SeriesInstanceUID", "") or "")
-        if not uid:
-            raise DicomSeriesError(f"DICOM folder {where}: file {f} has no SeriesInstanceUID")
-        info = series.get(uid)
-        if info is None:
-            info = series[uid] = SeriesInfo(uid, str(getattr(ds, "SeriesNumber", "") or ""),
-                                            str(getattr(ds, "SeriesDescription", "") or ""),
-                                            str(getattr(ds, "Modality", "") or ""), [], True)
-        info.files.append(f)
-        localizer = _is_localizer(getattr(ds, "ImageType", ()) or ())
-        info.localizer_only = info.localizer_only and localizer
-        if not localizer:
-            info.n_images += int(getattr(ds, "NumberOfFrames", 1) or 1)
-            if info.header is None or _is_localizer(getattr(info.header, "ImageType", ()) or ()):
-                info.header = ds
-        elif info.header is None:
-            info.header = ds
-        headers[f] = ds
-    if ignored:
-        logger.info("%s: ignored %s", where, ", ".join(f"{n} {k} file(s)" for k, n in sorted(ignored.items())))
-    return series, headers
-
-
-def _dicom_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if is_dicom_file(p))
-
-
-def list_series(folder: str | os.PathLike) -> list[SeriesInfo]:
-    """The image series in ``folder`` (recursively), largest first; non-image objects are left out."""
-    folder = Path(folder)
-    series, _ = _scan(_dicom_files(folder), str(folder))
-    return sorted(series.values(), key=lambda s: (-len(s.files), s.uid))
-
-
-def _choose_series(series: dict[str, SeriesInfo], series_uid: str | None, where: str, rules: dict | None = None,
-                   non_image: dict[str, SeriesInfo] | None = None) -> tuple[SeriesInfo, SeriesChoice]:
-    if not series:
-        raise DicomSeriesError(f"DICOM folder {where}: no image series found (only non-image objects or no DICOM)")
-    candidates = [s.candidate() for s in series.values()] + [s.candidate() for s in (non_image or {}).values()]
-    try:
-        choice = select_series(candidates, rules, series_uid, where=f"DICOM folder {where}")
-    except SeriesSelectionError as e:
-        raise DicomSeriesError(str(e)) from None
-    for c, why in choice.skipped:
-        logger.info("%s: skipped series %s: %s", where, c.describe(), why)
-    if len(candidates) > 1:
-        logger.info("%s: chose series %s: %s", where, choice.chosen.describe(), choice.reason)
-    return series[choice.chosen.uid], choice
 
 
 def _float_list(value, n: int, what: str, where: str) -> np.ndarray:
@@ -299,11 +170,11 @@ def _frame_name(f: _Frame) -> str:
 
 def _validate(frames: list[_Frame], where: str, headers: dict[Path, object]) -> tuple[list[_Frame], np.ndarray, float]:
     """Check a series' frames; return them sorted along the normal, the direction matrix and the slice step."""
-    loc = [f for f in frames if _is_localizer(f.image_type)]
+    loc = [f for f in frames if is_localizer(f.image_type)]
     if loc and len(loc) < len(frames):
         logger.warning("%s: excluding %d localizer/scout image(s) (ImageType LOCALIZER): %s", where, len(loc),
                        ", ".join(_frame_name(f) for f in loc[:5]))
-        frames = [f for f in frames if not _is_localizer(f.image_type)]
+        frames = [f for f in frames if not is_localizer(f.image_type)]
     # orientation groups
     groups: list[list[_Frame]] = []
     for f in frames:
@@ -473,8 +344,8 @@ def _pixels(frames: list[_Frame], where: str) -> np.ndarray:
 def _read(files: Sequence[Path], where: str, series_uid: str | None,
           rules: dict | None = None) -> tuple[sitk.Image, SeriesChoice]:
     non_image: dict[str, SeriesInfo] = {}
-    series, headers = _scan(files, where, non_image)
-    chosen, choice = _choose_series(series, series_uid, where, rules, non_image)
+    series, headers = scan_series(files, where, non_image)
+    chosen, choice = choose_in(series, series_uid, where, rules, non_image)
     frames: list[_Frame] = []
     for f in chosen.files:
         try:
@@ -490,18 +361,6 @@ def _read(files: Sequence[Path], where: str, series_uid: str | None,
     image.SetDirection(tuple(float(v) for v in direction.ravel()))
     logger.debug("%s: read %d slices of series %s", where, len(frames), chosen.uid)
     return image, choice
-
-
-def choose_series(files: Sequence[str | os.PathLike], where: str, series_uid: str | None = None,
-                  rules: dict | None = None) -> SeriesChoice:
-    """The series :func:`read_dicom_study` would read among ``files`` (headers only, no pixel data).
-
-    Raises:
-        DicomSeriesError: unreadable files, no image series, or a selection refused (naming ``where``).
-    """
-    non_image: dict[str, SeriesInfo] = {}
-    series, _ = _scan([Path(f) for f in files], where, non_image)
-    return _choose_series(series, series_uid, where, rules, non_image)[1]
 
 
 def read_dicom_study(folder: str | os.PathLike, series_uid: str | None = None,
@@ -523,7 +382,7 @@ def read_dicom_study(folder: str | os.PathLike, series_uid: str | None = None,
     folder = Path(folder)
     if not folder.is_dir():
         raise DicomSeriesError(f"DICOM folder {folder}: not a folder")
-    files = _dicom_files(folder)
+    files = dicom_files(folder)
     if not files:
         raise DicomSeriesError(f"DICOM folder {folder}: no DICOM files found")
     return _read(files, str(folder), series_uid, rules)
