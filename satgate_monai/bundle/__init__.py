@@ -11,6 +11,7 @@
 * :mod:`~satgate_monai.bundle.deep_supervision`: the training ids of a network with deep-supervision outputs.
 * :mod:`~satgate_monai.bundle.crossval`: per-fold and pooled cross-validation summaries;
 * :mod:`~satgate_monai.bundle.postprocess`: keep-largest-component / fill-holes chosen on validation data;
+* :mod:`~satgate_monai.bundle.distributed`: ``finish_distributed`` ends a multi-process run cleanly on every rank;
 * ``write_bundle_run`` (:mod:`satgate_monai.bundle.provenance`): ``run.json`` beside ``monai.bundle run`` predictions.
 
 Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_monai`` does not import this package.
@@ -21,6 +22,7 @@ from __future__ import annotations
 from satgate_monai.bundle.crossval import write_crossval
 from satgate_monai.bundle.data import DatasetNotFoundError, load_datalist, require_data, require_file
 from satgate_monai.bundle.deep_supervision import DEEP_SUPERVISION_OVERRIDES, first_output
+from satgate_monai.bundle.distributed import finish_distributed
 from satgate_monai.bundle.errors import install_excepthook
 from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, summarise
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
@@ -36,6 +38,7 @@ __all__ = [
     "AttentionImageHandler",
     "DEEP_SUPERVISION_OVERRIDES",
     "first_output",
+    "finish_distributed",
     "CaseMetricsWriter",
     "DatasetNotFoundError",
     "GateStatsHandler",
