@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -177,12 +176,8 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         report.extra.update(series_columns)
         image, _ = check_image(image, case.path, spatial_dims=3, channels=1)  # what the 3D bundles take
         t_read = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="satgate-infer-") as td:
-            tmp_image = Path(td) / "image.nii"
-            sitk.WriteImage(image, str(tmp_image), useCompression=False)
-            t_tmp = time.perf_counter()
-            net_out = runner.predict(tmp_image, save_attention=opts.save_attention,
-                                     save_probabilities=opts.save_probabilities)
+        net_out = runner.predict(image, save_attention=opts.save_attention,
+                                 save_probabilities=opts.save_probabilities, source=case.path)
         t_net = time.perf_counter()
         if net_out.probabilities:
             probs, label = probabilities_on_source(net_out.probabilities, image, runner.label_steps)
@@ -223,9 +218,9 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
                 kept = f"; the NIfTI mask {report.outputs[0]} was written" if report.outputs else ""
                 raise _SegFailed(f"{case.path}: DICOM-SEG not written: {type(e).__name__}: {e}{kept}") from None
             report.outputs.append(seg_path.name)
-        logger.debug("case %s: read %.2f s, temporary NIfTI %.2f s, bundle pipeline %.2f s (network grid %s), "
-                     "back to source grid %.2f s, write %.2f s", case.name, t_read - t0, t_tmp - t_read,
-                     t_net - t_tmp, "x".join(map(str, net_out.network_shape)), t_back - t_net,
+        logger.debug("case %s: read %.2f s, bundle pipeline %.2f s (network grid %s), "
+                     "back to source grid %.2f s, write %.2f s", case.name, t_read - t0,
+                     t_net - t_read, "x".join(map(str, net_out.network_shape)), t_back - t_net,
                      time.perf_counter() - t_back)
     except _SegFailed as e:
         report.status = "failed"
