@@ -37,7 +37,7 @@ from satgate_monai.infer.dicomseg import write_dicom_seg
 from satgate_monai.infer.geometry import resample_to_source
 from satgate_monai.infer.nifti import write_nifti
 from satgate_monai.infer.probabilities import probabilities_on_source, write_probabilities
-from satgate_monai.infer.report import CaseReport, label_volumes_ml, write_report
+from satgate_monai.infer.report import CaseReport, ReportAppender, label_volumes_ml
 from satgate_monai.infer.statistics import label_statistics, report_columns, write_stats_json
 
 __all__ = ["FORMATS", "InferenceOptions", "run_case", "run_inference", "REPORT_NAME", "STATS_FORMATS"]
@@ -268,7 +268,7 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
         command: the command line recorded in ``run.json`` (default ``sys.argv``).
 
     Returns:
-        One report per case (``report.csv`` is updated after every case).
+        One report per case (``report.csv`` gets each case's row as it finishes, and is compacted at the end).
 
     Raises:
         FileNotFoundError, ValueError: no input, nothing to run, or an output folder inside the input.
@@ -285,17 +285,21 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
     runlog = RunLog(out, run_record(runner, command=command, options=options))
     reports: list[CaseReport] = []
     bar = tqdm(cases, desc=f"{runner.name}", unit="case", disable=not progress, dynamic_ncols=True)
-    for case in bar:
-        bar.set_postfix_str(case.name)
-        r = run_case(runner, case, out, opts)
-        if r.status == "failed":
-            logger.error("case %s failed: %s", case.name, r.error)
-        reports.append(r)
-        write_report(out / REPORT_NAME, [r])
-        if r.status != "skipped" or case.name not in runlog.cases:
-            try:
-                info = case_record(case.path, case.is_dicom)
-            except OSError as e:
-                info = {"input": str(case.path), "digest_error": f"{type(e).__name__}: {e}"}
-            runlog.add(case.name, {**info, "status": r.status, "outputs": r.outputs, "error": r.error})
+    report_file = ReportAppender(out / REPORT_NAME)
+    try:
+        for case in bar:
+            bar.set_postfix_str(case.name)
+            r = run_case(runner, case, out, opts)
+            if r.status == "failed":
+                logger.error("case %s failed: %s", case.name, r.error)
+            reports.append(r)
+            report_file.add(r)
+            if r.status != "skipped" or case.name not in runlog.cases:
+                try:
+                    info = case_record(case.path, case.is_dicom)
+                except OSError as e:
+                    info = {"input": str(case.path), "digest_error": f"{type(e).__name__}: {e}"}
+                runlog.add(case.name, {**info, "status": r.status, "outputs": r.outputs, "error": r.error})
+    finally:
+        report_file.close()
     return reports
