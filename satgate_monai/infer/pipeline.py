@@ -25,7 +25,7 @@ import SimpleITK as sitk
 from tqdm.auto import tqdm
 
 from data_prep.atomic import atomic_path, check_output_not_inside_input, remove_stale_temporaries
-from data_prep.dicom import read_dicom_study
+from data_prep.dicom import read_dicom_source
 from data_prep.errors import describe, one_line
 from data_prep.file_checks import check_file
 from data_prep.readers import read_image
@@ -160,21 +160,18 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
         return report
     try:
         notes: list[str] = []
-        series_uid = None
-        if case.is_dicom and case.path.is_dir():  # a study: one series chosen by the rules, named in the report
-            image, choice = read_dicom_study(case.path, opts.series_uid, opts.series_rules)
-            image, found = check_image(image, case.path, nonfinite=opts.nonfinite)
+        headers = None  # DICOM: the chosen series' headers, read once, referenced by the DICOM-SEG
+        if case.is_dicom:  # a study: one series chosen by the rules, named in the report
+            image, choice, headers = read_dicom_source(case.path, opts.series_uid, opts.series_rules)
+            image, found = check_image(image, case.path, nonfinite=opts.nonfinite, spatial_dims=3, channels=1)
             notes.extend(found)
-            series_uid = choice.chosen.uid
-            series_columns = {"series": series_uid}
-            if choice.skipped:
-                series_columns["series_selection"] = choice.summary()
-        else:
+            if case.path.is_dir():
+                report.extra["series"] = choice.chosen.uid
+                if choice.skipped:
+                    report.extra["series_selection"] = choice.summary()
+        else:  # validated with what the 3D bundles take: one scan of the voxels
             image = read_image(case.path, series_uid=opts.series_uid, rules=opts.series_rules,
-                               nonfinite=opts.nonfinite, notes=notes)
-            series_columns = {}
-        report.extra.update(series_columns)
-        image, _ = check_image(image, case.path, spatial_dims=3, channels=1)  # what the 3D bundles take
+                               nonfinite=opts.nonfinite, notes=notes, spatial_dims=3, channels=1)
         t_read = time.perf_counter()
         net_out = runner.predict(image, save_attention=opts.save_attention,
                                  save_probabilities=opts.save_probabilities, source=case.path)
@@ -212,7 +209,7 @@ def run_case(runner: BundleRunner, case: Case, out_dir: str | os.PathLike, opts:
             try:
                 with atomic_path(seg_path) as tmp:
                     write_dicom_seg(label, case.path, tmp, runner.labels, algorithm_name=ident[0],
-                                    algorithm_version=ident[1], series_uid=series_uid)
+                                    algorithm_version=ident[1], datasets=headers)
             except Exception as e:  # the NIfTI mask above stays: a SEG problem never costs the case its mask
                 logger.debug("case %s: DICOM-SEG failed", case.name, exc_info=True)
                 kept = f"; the NIfTI mask {report.outputs[0]} was written" if report.outputs else ""
