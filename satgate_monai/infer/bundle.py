@@ -6,8 +6,9 @@ Nothing of the pipeline is copied here. :class:`BundleRunner` parses ``<bundle>/
 
 - ``Invertd`` and ``SaveImaged``/``SaveImage`` are left out of the postprocessing: the remaining steps (activation,
   argmax, connected components...) run in network space, and the label map returns to the source grid in one
-  SimpleITK nearest-neighbour resampling (:mod:`satgate_monai.infer.geometry`), which is what ``Invertd`` with
-  ``nearest_interp=True`` followed by an argmax computes, many times faster. Writing is done by the CLI's writers.
+  SimpleITK nearest-neighbour resampling, which is what ``Invertd`` with ``nearest_interp=True`` followed by an
+  argmax computes, many times faster (:mod:`satgate_monai.infer.postprocessing`, shared with the MONAI Label app).
+  Writing is done by the CLI's writers.
 - the inferer's ``overlap`` is set from the CLI (when the inferer has one).
 
 The image that data_prep's validated reader returned goes to the pipeline in memory: it becomes the MetaTensor the
@@ -39,13 +40,14 @@ import torch
 import torch.nn.functional as F
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
-from monai.transforms import Compose, EnsureChannelFirst, Invertd, LoadImage, LoadImaged, SaveImage, SaveImaged
+from monai.transforms import Compose, EnsureChannelFirst, LoadImage, LoadImaged
 from torch import nn
 
 from satgate_monai.bundle.transforms import ValidateImaged
 from satgate_monai.infer.checkpoint import load_weights
 from satgate_monai.infer.ensemble import EnsembleInferer, ensemble_from_config
 from satgate_monai.infer.geometry import array_to_sitk, image_to_metatensor
+from satgate_monai.infer.postprocessing import network_space_postprocessing, to_label_map
 from satgate_monai.infer.probabilities import label_steps, probability_images, run_postprocessing
 from satgate_monai.networks.inspection import attention_maps, gate_modules
 from satgate_monai.runtime import autocast, resolve_precision
@@ -57,7 +59,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DROPPED_POSTPROCESSING = (Invertd, SaveImaged, SaveImage)
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -118,30 +119,6 @@ def read_channel_def(bundle_dir: str | os.PathLike) -> dict[int, str]:
         channel_def = out.get("channel_def", {}) or {}
     labels = {int(k): str(v) for k, v in channel_def.items() if int(k) != 0}
     return labels or {1: "foreground"}
-
-
-def to_label_map(pred: torch.Tensor) -> np.ndarray:
-    """A postprocessed prediction ``(C, *S)`` -> integer label map ``(*S)``.
-
-    ``C > 1``: argmax over channels (probabilities or one-hot). ``C == 1``: the values themselves when they are
-    already integers (e.g. after ``AsDiscreted(argmax=True)``), else a 0.5 threshold (a sigmoid output).
-    Returns ``uint8`` when every label fits, else ``uint16``.
-    """
-    p = pred.detach()
-    if p.ndim < 2:
-        raise ValueError(f"expected a prediction (C, *S), got shape {tuple(p.shape)}")
-    if p.shape[0] > 1:
-        lab = torch.argmax(p, dim=0)
-    else:
-        q = p[0]
-        if q.is_floating_point() and not torch.equal(q, torch.round(q)):
-            lab = (q > 0.5).to(torch.int64)
-        else:
-            lab = torch.round(q.float()).to(torch.int64) if q.is_floating_point() else q.to(torch.int64)
-    lab = lab.cpu().numpy()
-    if lab.size and lab.min() < 0:
-        raise ValueError(f"negative label {lab.min()} in the prediction")
-    return lab.astype(np.uint8 if (lab.size == 0 or lab.max() <= 255) else np.uint16)
 
 
 def split_loader(pre: Callable) -> tuple[LoadImage | None, Callable | None]:
@@ -289,23 +266,11 @@ class BundleRunner:
         self.checkpoints = self.checkpoints or [self.ckpt]
         self.network.eval()
         post = parser.get_parsed_content("postprocessing") if "postprocessing" in parser else None
-        self.postprocessing, self.dropped = self._network_space_postprocessing(post)
+        self.postprocessing, self.dropped = network_space_postprocessing(post)
         self.label_steps = label_steps(self.postprocessing)
         if self.dropped:
             logger.info("bundle postprocessing runs in network space without %s: the label map returns to the "
                         "source grid by nearest-neighbour resampling", ", ".join(self.dropped))
-
-    @staticmethod
-    def _network_space_postprocessing(post: Callable | None) -> tuple[Callable | None, list[str]]:
-        """The bundle's postprocessing without ``Invertd``/``SaveImage(d)`` (see the module docstring)."""
-        if post is None:
-            return None, []
-        if not isinstance(post, Compose):
-            return post, []
-        kept, dropped = [], []
-        for t in post.flatten().transforms:
-            (dropped if isinstance(t, _DROPPED_POSTPROCESSING) else kept).append(t)
-        return Compose(kept), [type(t).__name__ for t in dropped]
 
     @property
     def name(self) -> str:
