@@ -54,7 +54,7 @@ from satgate_monai.runtime import autocast, resolve_precision
 
 __all__ = [
     "BACKENDS", "BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def",
-    "input_spatial_dims", "split_loader", "to_label_map",
+    "Inferred", "input_spatial_dims", "split_loader", "to_label_map",
 ]
 
 logger = logging.getLogger(__name__)
@@ -161,6 +161,16 @@ class NetworkOutput:
     attention: dict[str, sitk.Image] = field(default_factory=dict)
     network_shape: tuple[int, ...] = ()
     probabilities: list[sitk.Image] = field(default_factory=list)
+
+
+@dataclass
+class Inferred:
+    """:meth:`BundleRunner.infer`'s output: the preprocessed data with ``data["pred"]`` (network output, ``(C, *S)``
+    MetaTensor), and the stitched attention maps ``(G, *S)`` (CPU float32, ``names`` order) when requested."""
+
+    data: dict[str, Any]
+    maps: torch.Tensor | None = None
+    names: list[str] = field(default_factory=list)
 
 
 class BundleRunner:
@@ -355,7 +365,8 @@ class BundleRunner:
     @torch.no_grad()
     def predict(self, image: sitk.Image | str | os.PathLike, *, save_attention: bool = False,
                 save_probabilities: bool = False, source: object = None) -> NetworkOutput:
-        """Run preprocessing -> inferer(network) -> postprocessing on one image.
+        """Run preprocessing -> inferer(network) -> postprocessing on one image (:meth:`preprocess`, :meth:`infer`,
+        :meth:`finish` in turn; the batch loop runs them in separate threads for consecutive cases).
 
         Args:
             image: a validated 3D SimpleITK image (the CLI's case, preprocessed in memory) or an image file.
@@ -371,7 +382,21 @@ class BundleRunner:
             ValueError: a preprocessed image that is not 3D ``(C, X, Y, Z)`` or without a MetaTensor affine, or a
                 prediction whose spatial shape differs from the input's.
         """
-        data = self.preprocess(image, source)
+        inferred = self.infer(self.preprocess(image, source), save_attention=save_attention)
+        return self.finish(inferred, save_probabilities=save_probabilities)
+
+    @torch.no_grad()
+    def infer(self, data: dict[str, Any] | list, *, save_attention: bool = False) -> Inferred:
+        """The network stage: the inferer (sliding window, ensemble) on a preprocessed image.
+
+        Args:
+            data: :meth:`preprocess`'s output.
+            save_attention: also stitch every ``sat``/``at`` gate's attention map (same passes with the torch
+                backend, a second pass with ONNX Runtime).
+
+        Raises:
+            ValueError: see :meth:`predict`.
+        """
         if isinstance(data, list):  # a cropping/sampling transform returned several items
             raise ValueError("the bundle's inference preprocessing returned several samples per image")
         img = data["image"]
@@ -402,7 +427,23 @@ class BundleRunner:
             raise ValueError(f"prediction shape {tuple(pred.shape)} does not match the input {tuple(img.shape)}")
         if not isinstance(pred, MetaTensor):
             pred = MetaTensor(pred, affine=img.affine, meta=img.meta)
+        if save_attention and has_attention and maps is None:  # ONNX Runtime: logits only, a second (torch) pass
+            with autocast(self.device, self.precision):
+                maps = self.inferer(x, self._attention_fn(names))
+            if isinstance(maps, (tuple, list)):
+                maps = maps[0]
+        del x
         data["pred"] = pred
+        return Inferred(data=data, maps=None if maps is None else maps[0].float().cpu(), names=names)
+
+    @torch.no_grad()
+    def finish(self, inferred: Inferred, *, save_probabilities: bool = False) -> NetworkOutput:
+        """The bundle's network-space postprocessing of :meth:`infer`'s output, as SimpleITK images.
+
+        Raises:
+            ValueError: a postprocessing step that changed the spatial shape.
+        """
+        data, img = inferred.data, inferred.data["image"]
         data, probs = run_postprocessing(self.postprocessing, data, keep_probabilities=save_probabilities)
         out = data["pred"]
         ref = out if isinstance(out, MetaTensor) else img
@@ -414,16 +455,10 @@ class BundleRunner:
         result = NetworkOutput(label=array_to_sitk(label, ref.affine, space), network_shape=tuple(img.shape[1:]))
         if probs is not None:
             result.probabilities = probability_images(probs, ref.affine, space)
-        if save_attention and has_attention:
-            if maps is None:  # ONNX Runtime backend: the exported network returns logits only, a second pass
-                with autocast(self.device, self.precision):
-                    maps = self.inferer(x, self._attention_fn(names))
-                if isinstance(maps, (tuple, list)):
-                    maps = maps[0]
-            maps = maps[0].float().cpu()
+        if inferred.maps is not None:
             img_space = str(img.meta.get("space", "RAS"))
-            for i, n in enumerate(names):
-                result.attention[n] = array_to_sitk(maps[i].numpy(), img.affine, img_space)
+            for i, n in enumerate(inferred.names):
+                result.attention[n] = array_to_sitk(inferred.maps[i].numpy(), img.affine, img_space)
         return result
 
 
