@@ -6,6 +6,8 @@ Run::
     python benchmarks/whole_ct.py --quick        # a 128x128x60 volume (a dry run of the whole path)
     python benchmarks/whole_ct.py --backend onnxruntime   # the CLI on ONNX Runtime (exported once, not timed)
     python benchmarks/whole_ct.py --cases 4 --repeats 2 --skip-monai   # several cases: overlapped vs one by one
+    python benchmarks/whole_ct.py --cases 4 --repeats 2 --skip-monai --set 'network_def#channels=[4,8,16,32,64]'
+                                  # ... with a network as cheap as on an accelerator: the pre/post-processing share
 
 A synthetic int16 CT (air, body, liver-, spleen- and spine-like regions; ``benchmarks/infer.py``) of ``--size`` at
 0.7 x 0.7 x 0.8 mm is written as NIfTI, then segmented twice with the liver bundle, each as its own process and
@@ -57,12 +59,15 @@ def _synthetic_ct():
     return module.synthetic_ct
 
 
-def _random_checkpoint(bundle: Path, path: Path) -> None:
+def _random_checkpoint(bundle: Path, path: Path, overrides: list[str]) -> None:
     import torch
     from monai.bundle import ConfigParser
 
+    from satgate_monai.infer.cli import parse_overrides
+
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.update(parse_overrides(overrides))
     torch.manual_seed(0)
     torch.save(parser.get_parsed_content("network_def").state_dict(), path)
 
@@ -105,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=1, help="copies of the volume in the input folder")
     p.add_argument("--repeats", type=int, default=1, help="timed runs of each CLI mode (interleaved), --cases > 1")
     p.add_argument("--skip-monai", action="store_true", help="do not run the MONAI way")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=JSON",
+                   help="config overrides for both runs (e.g. a small network_def#channels standing in for a fast "
+                        "accelerator, with the random checkpoint built to match)")
     args = p.parse_args(argv)
     if args.cases < 1 or args.repeats < 1:
         p.error("--cases and --repeats must be >= 1")
@@ -130,18 +138,21 @@ def main(argv: list[str] | None = None) -> int:
         weights = f"checkpoint {ckpt}"
         if not ckpt.is_file():
             ckpt = work / "random.pt"
-            _random_checkpoint(args.bundle, ckpt)
+            _random_checkpoint(args.bundle, ckpt, args.set)
             weights = "randomly initialised network_def (seed 0): no trained checkpoint given"
         cli_out, monai_out = work / "cli", work / "monai"
         cli = [sys.executable, "-m", "satgate_monai.infer", "--bundle", str(args.bundle),
                "--input", str(image if args.cases == 1 else data),
                "--out", str(cli_out), "--ckpt", str(ckpt), "--device", args.device, "--threads", str(args.threads),
                "--precision", args.precision, "--backend", args.backend, "--format", "nifti", "--no-progress",
-               "--overwrite"]
+               "--overwrite", *[x for item in args.set for x in ("--set", item)]]
         monai = [sys.executable, "-m", "monai.bundle", "run", "--config_file",
                  str(args.bundle / "configs" / "inference.json"), "--bundle_root", str(args.bundle),
                  "--dataset_dir", str(data), "--ckpt_path", str(ckpt), "--output_dir", str(monai_out),
                  "--num_threads", str(args.threads), "--device", f"$torch.device('{args.device}')"]
+        for item in args.set:
+            key, _, value = item.partition("=")
+            monai += [f"--{key}", value]
         load = os.getloadavg()[0]
         if args.backend == "onnxruntime":  # export once (cached): the timed run is a run with the cache warm
             env["SATGATE_MONAI_CACHE"] = str(work / "cache")
