@@ -155,3 +155,21 @@ def test_attention_from_the_prediction_passes(liver_bundle, tiny_unet_ckpt, lung
         got = sitk.GetArrayFromImage(with_maps.attention[n]).transpose(2, 1, 0)
         np.testing.assert_allclose(got, ref[i].numpy(), atol=1e-5)
         assert 0.0 < float(ref[i].min()) < float(ref[i].max()) < 1.0
+
+
+@pytest.mark.slow
+def test_attention_with_mirroring_is_the_first_pass(liver_bundle, tiny_unet_ckpt, lung_crop):
+    """With test-time mirroring the maps are those of the unflipped pass, as a separate pass would give them."""
+    runner = BundleRunner(liver_bundle, device="cpu", ckpt=tiny_unet_ckpt, mirror_axes=[1],
+                          overrides=parse_overrides(TINY_UNET_OVERRIDES))
+    out = runner.predict(lung_crop, save_attention=True)
+    x = runner.preprocess(lung_crop)["image"].unsqueeze(0)
+    names: list[str] = []
+    with torch.no_grad():
+        ref = runner.inferer(x, runner._attention_fn(names))[0]
+    assert names == list(out.attention) and names
+    for i, n in enumerate(names):
+        np.testing.assert_allclose(sitk.GetArrayFromImage(out.attention[n]).transpose(2, 1, 0), ref[i].numpy(),
+                                   atol=1e-5)
+    plain = runner.predict(lung_crop)  # the label is the mirrored ensemble's, with or without the maps
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(plain.label), sitk.GetArrayFromImage(out.label))
