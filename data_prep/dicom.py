@@ -61,6 +61,7 @@ __all__ = [
     "read_dicom_study",
     "choose_series",
     "read_dicom_files",
+    "read_dicom_source",
     "list_series",
     "NON_IMAGE_MODALITIES",
 ]
@@ -342,7 +343,7 @@ def _pixels(frames: list[_Frame], where: str) -> np.ndarray:
 
 
 def _read(files: Sequence[Path], where: str, series_uid: str | None,
-          rules: dict | None = None) -> tuple[sitk.Image, SeriesChoice]:
+          rules: dict | None = None) -> tuple[sitk.Image, SeriesChoice, list]:
     non_image: dict[str, SeriesInfo] = {}
     series, headers = scan_series(files, where, non_image)
     chosen, choice = choose_in(series, series_uid, where, rules, non_image)
@@ -360,7 +361,7 @@ def _read(files: Sequence[Path], where: str, series_uid: str | None,
     image.SetSpacing((float(ps[1]), float(ps[0]), float(step)))
     image.SetDirection(tuple(float(v) for v in direction.ravel()))
     logger.debug("%s: read %d slices of series %s", where, len(frames), chosen.uid)
-    return image, choice
+    return image, choice, [headers[f] for f in chosen.files]
 
 
 def read_dicom_study(folder: str | os.PathLike, series_uid: str | None = None,
@@ -385,7 +386,7 @@ def read_dicom_study(folder: str | os.PathLike, series_uid: str | None = None,
     files = dicom_files(folder)
     if not files:
         raise DicomSeriesError(f"DICOM folder {folder}: no DICOM files found")
-    return _read(files, str(folder), series_uid, rules)
+    return _read(files, str(folder), series_uid, rules)[:2]
 
 
 def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None,
@@ -404,3 +405,27 @@ def read_dicom_files(
     if not paths:
         raise DicomSeriesError(f"DICOM input {where}: no files")
     return _read(paths, where, series_uid, rules)[0]
+
+
+def read_dicom_source(path: str | os.PathLike, series_uid: str | None = None,
+                      rules: dict | None = None) -> tuple[sitk.Image, SeriesChoice, list]:
+    """:func:`read_dicom_study` for a folder, :func:`read_dicom_files` for one DICOM file, also returning the
+    headers of the series read, so that a writer referencing that series (a DICOM-SEG) need not read them again.
+
+    Returns:
+        ``(image, choice, headers)``: ``headers`` are the chosen series' pydicom datasets (read without pixel data,
+        localizers included, in file-name order).
+
+    Raises:
+        DicomSeriesError: as :func:`read_dicom_study`.
+    """
+    p = Path(path)
+    if p.is_dir():
+        files = dicom_files(p)
+        if not files:
+            raise DicomSeriesError(f"DICOM folder {p}: no DICOM files found")
+    elif p.is_file():
+        files = [p]
+    else:
+        raise DicomSeriesError(f"DICOM input {p}: not a folder or a file")
+    return _read(files, str(p), series_uid, rules)

@@ -51,6 +51,8 @@ def read_image(
     nonfinite: str = "refuse",
     what: str = "image",
     notes: list[str] | None = None,
+    spatial_dims: int | None = None,
+    channels: int | None = None,
 ) -> sitk.Image:
     """Read an image file or a DICOM series folder, validated (see :mod:`data_prep.validation`).
 
@@ -62,6 +64,7 @@ def read_image(
         notes: a list that receives what was changed (e.g. replaced non-finite voxels), for the report.
         rules: series selection rules for a DICOM folder holding several series (:mod:`data_prep.series_selection`;
             None: its default rules).
+        spatial_dims, channels: required dimensionality and channel count (None: any), checked with the voxels.
 
     Returns:
         The image (SimpleITK, LPS). DICOM gives int16/uint16 stored values when the rescale is the identity or integer
@@ -94,7 +97,7 @@ def read_image(
             f"unsupported input {p}: expected one of {', '.join(IMAGE_SUFFIXES)}, a DICOM file or a DICOM series "
             "folder"
         )
-    image, found = check_image(image, p, nonfinite=nonfinite, what=what)
+    image, found = check_image(image, p, nonfinite=nonfinite, what=what, spatial_dims=spatial_dims, channels=channels)
     if notes is not None:
         notes.extend(found)
     return image

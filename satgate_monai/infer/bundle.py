@@ -6,17 +6,26 @@ Nothing of the pipeline is copied here. :class:`BundleRunner` parses ``<bundle>/
 
 - ``Invertd`` and ``SaveImaged``/``SaveImage`` are left out of the postprocessing: the remaining steps (activation,
   argmax, connected components...) run in network space, and the label map returns to the source grid in one
-  SimpleITK nearest-neighbour resampling (:mod:`satgate_monai.infer.geometry`), which is what ``Invertd`` with
-  ``nearest_interp=True`` followed by an argmax computes, many times faster. Writing is done by the CLI's writers.
+  SimpleITK nearest-neighbour resampling, which is what ``Invertd`` with ``nearest_interp=True`` followed by an
+  argmax computes, many times faster (:mod:`satgate_monai.infer.postprocessing`, shared with the MONAI Label app).
+  Writing is done by the CLI's writers.
 - the inferer's ``overlap`` is set from the CLI (when the inferer has one).
 
-The pipeline is fed a path to a temporary uncompressed NIfTI of the image that data_prep's validated reader returned
-(the bundle's ``LoadImaged`` then reads it as it reads any file), so the bundle's loader, orientation and spacing
-logic run unchanged and the network-space affine is the one MONAI computes.
+The image that data_prep's validated reader returned goes to the pipeline in memory: it becomes the MetaTensor the
+bundle's ``LoadImaged`` would have made of it (:func:`~satgate_monai.infer.geometry.image_to_metatensor`: exact
+RAS affine, ``space``, ``spatial_shape``, the loader's dtype) and the bundle's preprocessing runs from the step after
+its ``LoadImage(d)`` (``EnsureChannelFirstd``, ``Orientationd``, ``Spacingd``... unchanged), so no file is written
+and read back. ``ValidateImaged`` steps skip re-reading the source file (the reader validated it) and still check the
+voxels and geometry. A path is still accepted and then runs the whole preprocessing, loader included.
+
+With ``save_attention`` the attention maps come from the same forward passes as the prediction: every window's
+network call also returns each ``sat``/``at`` gate's map (captured by forward hooks, upsampled to the window), and
+the sliding-window inferer stitches them as a second output beside the logits.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -31,25 +40,25 @@ import torch
 import torch.nn.functional as F
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
-from monai.transforms import Compose, Invertd, SaveImage, SaveImaged
+from monai.transforms import Compose, EnsureChannelFirst, LoadImage, LoadImaged
 from torch import nn
 
+from satgate_monai.bundle.transforms import ValidateImaged
 from satgate_monai.infer.checkpoint import load_weights
 from satgate_monai.infer.ensemble import EnsembleInferer, ensemble_from_config
-from satgate_monai.infer.geometry import array_to_sitk
+from satgate_monai.infer.geometry import array_to_sitk, image_to_metatensor
+from satgate_monai.infer.postprocessing import network_space_postprocessing, to_label_map
 from satgate_monai.infer.probabilities import label_steps, probability_images, run_postprocessing
 from satgate_monai.networks.inspection import attention_maps, gate_modules
 from satgate_monai.runtime import autocast, resolve_precision
 
 __all__ = [
     "BACKENDS", "BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def",
-    "input_spatial_dims",
-    "to_label_map",
+    "Inferred", "input_spatial_dims", "split_loader", "to_label_map",
 ]
 
 logger = logging.getLogger(__name__)
 
-_DROPPED_POSTPROCESSING = (Invertd, SaveImaged, SaveImage)
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -112,28 +121,29 @@ def read_channel_def(bundle_dir: str | os.PathLike) -> dict[int, str]:
     return labels or {1: "foreground"}
 
 
-def to_label_map(pred: torch.Tensor) -> np.ndarray:
-    """A postprocessed prediction ``(C, *S)`` -> integer label map ``(*S)``.
+def split_loader(pre: Callable) -> tuple[LoadImage | None, Callable | None]:
+    """The bundle's preprocessing cut after its first ``LoadImage(d)``: ``(loader, the steps after it)``.
 
-    ``C > 1``: argmax over channels (probabilities or one-hot). ``C == 1``: the values themselves when they are
-    already integers (e.g. after ``AsDiscreted(argmax=True)``), else a 0.5 threshold (a sigmoid output).
-    Returns ``uint8`` when every label fits, else ``uint16``.
+    The steps after the loader keep the ``Compose``'s settings; their ``ValidateImaged`` steps are copies that do not
+    re-read the source file (``check_files=False``; the reader has validated it). ``(None, None)`` when the
+    preprocessing has no loader step.
     """
-    p = pred.detach()
-    if p.ndim < 2:
-        raise ValueError(f"expected a prediction (C, *S), got shape {tuple(p.shape)}")
-    if p.shape[0] > 1:
-        lab = torch.argmax(p, dim=0)
-    else:
-        q = p[0]
-        if q.is_floating_point() and not torch.equal(q, torch.round(q)):
-            lab = (q > 0.5).to(torch.int64)
-        else:
-            lab = torch.round(q.float()).to(torch.int64) if q.is_floating_point() else q.to(torch.int64)
-    lab = lab.cpu().numpy()
-    if lab.size and lab.min() < 0:
-        raise ValueError(f"negative label {lab.min()} in the prediction")
-    return lab.astype(np.uint8 if (lab.size == 0 or lab.max() <= 255) else np.uint16)
+    steps = pre.flatten().transforms if isinstance(pre, Compose) else [pre]
+    cut = next((i for i, t in enumerate(steps) if isinstance(t, (LoadImage, LoadImaged))), None)
+    if cut is None:
+        return None, None
+    loader = steps[cut]
+    loader = loader._loader if isinstance(loader, LoadImaged) else loader
+    rest = []
+    for t in steps[cut + 1:]:
+        if isinstance(t, ValidateImaged) and t.check_files:
+            t = copy.copy(t)
+            t.check_files = False
+        rest.append(t)
+    if isinstance(pre, Compose):
+        return loader, Compose(rest, map_items=pre.map_items, unpack_items=pre.unpack_items,
+                               log_stats=pre.log_stats, lazy=pre._lazy, overrides=pre.overrides)
+    return loader, Compose(rest)
 
 
 @dataclass
@@ -151,6 +161,16 @@ class NetworkOutput:
     attention: dict[str, sitk.Image] = field(default_factory=dict)
     network_shape: tuple[int, ...] = ()
     probabilities: list[sitk.Image] = field(default_factory=list)
+
+
+@dataclass
+class Inferred:
+    """:meth:`BundleRunner.infer`'s output: the preprocessed data with ``data["pred"]`` (network output, ``(C, *S)``
+    MetaTensor), and the stitched attention maps ``(G, *S)`` (CPU float32, ``names`` order) when requested."""
+
+    data: dict[str, Any]
+    maps: torch.Tensor | None = None
+    names: list[str] = field(default_factory=list)
 
 
 class BundleRunner:
@@ -235,6 +255,7 @@ class BundleRunner:
             parser["inferer#sw_batch_size"] = sw_batch_size
         self.parser = parser
         self.preprocessing: Callable = parser.get_parsed_content("preprocessing")
+        self._loader, self._after_loader = split_loader(self.preprocessing)
         self.inferer: Callable = parser.get_parsed_content("inferer")
         net_id = "network" if "network" in parser else "network_def"
         network: nn.Module = parser.get_parsed_content(net_id)
@@ -255,23 +276,11 @@ class BundleRunner:
         self.checkpoints = self.checkpoints or [self.ckpt]
         self.network.eval()
         post = parser.get_parsed_content("postprocessing") if "postprocessing" in parser else None
-        self.postprocessing, self.dropped = self._network_space_postprocessing(post)
+        self.postprocessing, self.dropped = network_space_postprocessing(post)
         self.label_steps = label_steps(self.postprocessing)
         if self.dropped:
             logger.info("bundle postprocessing runs in network space without %s: the label map returns to the "
                         "source grid by nearest-neighbour resampling", ", ".join(self.dropped))
-
-    @staticmethod
-    def _network_space_postprocessing(post: Callable | None) -> tuple[Callable | None, list[str]]:
-        """The bundle's postprocessing without ``Invertd``/``SaveImage(d)`` (see the module docstring)."""
-        if post is None:
-            return None, []
-        if not isinstance(post, Compose):
-            return post, []
-        kept, dropped = [], []
-        for t in post.flatten().transforms:
-            (dropped if isinstance(t, _DROPPED_POSTPROCESSING) else kept).append(t)
-        return Compose(kept), [type(t).__name__ for t in dropped]
 
     @property
     def name(self) -> str:
@@ -279,16 +288,38 @@ class BundleRunner:
         return self.bundle_dir.name
 
     def _attention_fn(self, names: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
-        """A network-like callable for the inferer: every gate's attention map upsampled to the input window."""
+        """A network-like callable for the inferer: every gate's attention map upsampled to the input window (a
+        separate pass; used with the ONNX Runtime backend, whose exported network has no gate outputs)."""
 
         def fn(x: torch.Tensor) -> torch.Tensor:
             maps = attention_maps(self.network, x)
             if not names:
                 names.extend(maps)
-            mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[x.ndim - 2]
-            ups = [F.interpolate(maps[n].float(), size=tuple(x.shape[2:]), mode=mode, align_corners=False)
-                   for n in names]
-            return torch.cat(ups, dim=1)
+            return _upsampled(maps, names, x)
+
+        return fn
+
+    def _with_attention(self, names: list[str]) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """The network as the inferer calls it, returning ``(logits, maps)`` from one forward pass per window.
+
+        ``maps`` ``(N, G, *S_window)``: every ``sat``/``at`` gate's attention map (captured by a forward hook during
+        the same call) upsampled to the window, in ``names`` order (filled on the first call). The sliding-window
+        inferer stitches both outputs.
+        """
+        gates = {n: g for n, g in gate_modules(self.network).items() if g.produces_attention}
+
+        def fn(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            maps: dict[str, torch.Tensor] = {}
+            handles = [g.register_forward_hook(lambda _m, _i, out, n=n: maps.__setitem__(n, out.detach()))
+                       for n, g in gates.items()]
+            try:
+                logits = self.network(x)
+            finally:
+                for h in handles:
+                    h.remove()
+            if not names:
+                names.extend(maps)
+            return logits, _upsampled(maps, names, x)
 
         return fn
 
@@ -306,15 +337,43 @@ class BundleRunner:
             self._onnx, self.onnx_path = onnx_network(self.network, (batch, x.shape[1], *roi))
         return self._onnx
 
-    @torch.no_grad()
-    def predict(self, image_path: str | os.PathLike, *, save_attention: bool = False,
-                save_probabilities: bool = False) -> NetworkOutput:
-        """Run preprocessing -> inferer(network) -> postprocessing on one image file.
+    def preprocess(self, image: sitk.Image | str | os.PathLike, source: object = None) -> dict[str, Any]:
+        """The bundle's preprocessing of one image: in memory for a SimpleITK image (from the step after the
+        bundle's loader, see the module docstring), or the whole chain for a file path.
 
         Args:
-            image_path: a file the bundle's loader reads (the CLI passes a temporary NIfTI).
-            save_attention: also compute every ``sat``/``at`` gate's attention map on the network input grid.
+            image: a validated 3D SimpleITK image (LPS), or a file the bundle's loader reads.
+            source: the input the image came from (named by later checks' messages).
+
+        Returns:
+            The preprocessed data dictionary (``data["image"]``: a MetaTensor ``(C, X, Y, Z)``).
+
+        Raises:
+            ValueError: an in-memory image for a bundle whose preprocessing has no ``LoadImage(d)`` step.
+        """
+        if not isinstance(image, sitk.Image):
+            return self.preprocessing({"image": str(image)})
+        if self._loader is None:
+            raise ValueError(f"{self.config_file}: the preprocessing has no LoadImage(d) step, so an image cannot be "
+                             "given to it in memory")
+        img = image_to_metatensor(image, source if source is not None else "<image>",
+                                  dtype=self._loader.dtype or np.float32)
+        if self._loader.ensure_channel_first:
+            img = EnsureChannelFirst()(img)
+        return self._after_loader({"image": img})
+
+    @torch.no_grad()
+    def predict(self, image: sitk.Image | str | os.PathLike, *, save_attention: bool = False,
+                save_probabilities: bool = False, source: object = None) -> NetworkOutput:
+        """Run preprocessing -> inferer(network) -> postprocessing on one image (:meth:`preprocess`, :meth:`infer`,
+        :meth:`finish` in turn; the batch loop runs them in separate threads for consecutive cases).
+
+        Args:
+            image: a validated 3D SimpleITK image (the CLI's case, preprocessed in memory) or an image file.
+            save_attention: also return every ``sat``/``at`` gate's attention map on the network input grid (from
+                the prediction's own forward passes with the torch backend).
             save_probabilities: also return the class probabilities (before the argmax) on the network grid.
+            source: the input ``image`` came from, for messages.
 
         Returns:
             :class:`NetworkOutput` in network space.
@@ -323,7 +382,21 @@ class BundleRunner:
             ValueError: a preprocessed image that is not 3D ``(C, X, Y, Z)`` or without a MetaTensor affine, or a
                 prediction whose spatial shape differs from the input's.
         """
-        data = self.preprocessing({"image": str(image_path)})
+        inferred = self.infer(self.preprocess(image, source), save_attention=save_attention)
+        return self.finish(inferred, save_probabilities=save_probabilities)
+
+    @torch.no_grad()
+    def infer(self, data: dict[str, Any] | list, *, save_attention: bool = False) -> Inferred:
+        """The network stage: the inferer (sliding window, ensemble) on a preprocessed image.
+
+        Args:
+            data: :meth:`preprocess`'s output.
+            save_attention: also stitch every ``sat``/``at`` gate's attention map (same passes with the torch
+                backend, a second pass with ONNX Runtime).
+
+        Raises:
+            ValueError: see :meth:`predict`.
+        """
         if isinstance(data, list):  # a cropping/sampling transform returned several items
             raise ValueError("the bundle's inference preprocessing returned several samples per image")
         img = data["image"]
@@ -334,10 +407,17 @@ class BundleRunner:
                 f"the clinical CLI runs 3D bundles; this bundle's preprocessed image has shape {tuple(img.shape)}"
             )
         x = img.unsqueeze(0).to(self.device)
+        has_attention = any(g.produces_attention for g in gate_modules(self.network).values())
+        if save_attention and not has_attention:
+            logger.warning("the network has no sat/at gate: no attention maps to save")
+        names: list[str] = []
+        one_pass = save_attention and has_attention and self.backend == "torch"
+        network = self._with_attention(names) if one_pass else self._network_for(x)
+        maps = None
         with autocast(self.device, self.precision):
-            pred = self.ensemble(x, self._network_for(x))
+            pred = self.ensemble(x, network)
         if isinstance(pred, (tuple, list)):
-            pred = pred[0]
+            pred, maps = pred[0], (pred[1] if one_pass else None)
         elif isinstance(pred, Mapping):
             pred = pred.get("pred", next(iter(pred.values())))
         pred = pred[0]
@@ -347,7 +427,23 @@ class BundleRunner:
             raise ValueError(f"prediction shape {tuple(pred.shape)} does not match the input {tuple(img.shape)}")
         if not isinstance(pred, MetaTensor):
             pred = MetaTensor(pred, affine=img.affine, meta=img.meta)
+        if save_attention and has_attention and maps is None:  # ONNX Runtime: logits only, a second (torch) pass
+            with autocast(self.device, self.precision):
+                maps = self.inferer(x, self._attention_fn(names))
+            if isinstance(maps, (tuple, list)):
+                maps = maps[0]
+        del x
         data["pred"] = pred
+        return Inferred(data=data, maps=None if maps is None else maps[0].float().cpu(), names=names)
+
+    @torch.no_grad()
+    def finish(self, inferred: Inferred, *, save_probabilities: bool = False) -> NetworkOutput:
+        """The bundle's network-space postprocessing of :meth:`infer`'s output, as SimpleITK images.
+
+        Raises:
+            ValueError: a postprocessing step that changed the spatial shape.
+        """
+        data, img = inferred.data, inferred.data["image"]
         data, probs = run_postprocessing(self.postprocessing, data, keep_probabilities=save_probabilities)
         out = data["pred"]
         ref = out if isinstance(out, MetaTensor) else img
@@ -359,16 +455,16 @@ class BundleRunner:
         result = NetworkOutput(label=array_to_sitk(label, ref.affine, space), network_shape=tuple(img.shape[1:]))
         if probs is not None:
             result.probabilities = probability_images(probs, ref.affine, space)
-        if save_attention and not any(g.produces_attention for g in gate_modules(self.network).values()):
-            logger.warning("the network has no sat/at gate: no attention maps to save")
-        elif save_attention:
-            names: list[str] = []
-            with autocast(self.device, self.precision):
-                maps = self.inferer(x, self._attention_fn(names))
-            if isinstance(maps, (tuple, list)):
-                maps = maps[0]
-            maps = maps[0].float().cpu()
+        if inferred.maps is not None:
             img_space = str(img.meta.get("space", "RAS"))
-            for i, n in enumerate(names):
-                result.attention[n] = array_to_sitk(maps[i].numpy(), img.affine, img_space)
+            for i, n in enumerate(inferred.names):
+                result.attention[n] = array_to_sitk(inferred.maps[i].numpy(), img.affine, img_space)
         return result
+
+
+def _upsampled(maps: Mapping[str, torch.Tensor], names: Sequence[str], x: torch.Tensor) -> torch.Tensor:
+    """The maps ``{name: (N, 1, *S_gate)}`` in ``names`` order, (tri)linearly upsampled to ``x``'s spatial shape and
+    concatenated: ``(N, len(names), *S_x)`` float32."""
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[x.ndim - 2]
+    return torch.cat([F.interpolate(maps[n].float(), size=tuple(x.shape[2:]), mode=mode, align_corners=False)
+                      for n in names], dim=1)

@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="series selection rules file (default: the bundle's metadata.json series_selection)")
     p.add_argument("--store", action="store_true",
                    help="send each DICOM-SEG back to the dicomweb:// input's server with STOW-RS")
+    p.add_argument("--no-prefetch", action="store_true",
+                   help="run the cases one after the other (default: the next case is read and preprocessed, and the "
+                        "previous one written, while the network runs; up to three cases in memory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", "--debug", action="store_true",
                    help="debug logging, with tracebacks of failed cases and errors")
@@ -188,7 +191,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     opts = InferenceOptions(formats=formats, save_attention=args.save_attention, overwrite=args.overwrite,
                             name_from=args.name_from, nonfinite=args.nonfinite,
                             save_probabilities=args.save_probabilities, stats=args.stats, series_uid=args.series,
-                            series_rules=load_rules(args.series_rules or runner.bundle_dir))
+                            series_rules=load_rules(args.series_rules or runner.bundle_dir),
+                            prefetch=not args.no_prefetch)
     command = ["python", "-m", "satgate_monai.infer", *argv]
     if is_dicomweb(args.input):
         reports = run_dicomweb(runner, args.input, args.out, opts, store=args.store, progress=not args.no_progress,

@@ -79,12 +79,16 @@ def collect_source_instances(path: str | os.PathLike) -> list:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
         except Exception:  # unreadable files were already judged by the reader
             continue
-        if "Rows" not in ds or "SOPInstanceUID" not in ds or ds.get("Modality", "") in ("SEG", "SR", "RTSTRUCT"):
-            continue
-        if "ImagePositionPatient" not in ds and "PerFrameFunctionalGroupsSequence" not in ds:
-            continue
-        series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
+        if _is_image_instance(ds):
+            series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
     return sorted(series.values(), key=len, reverse=True)
+
+
+def _is_image_instance(ds) -> bool:
+    """An image instance a SEG can reference: pixel rows, a SOP Instance UID, a plane position; not SEG/SR/RTSTRUCT."""
+    if "Rows" not in ds or "SOPInstanceUID" not in ds or ds.get("Modality", "") in ("SEG", "SR", "RTSTRUCT"):
+        return False
+    return "ImagePositionPatient" in ds or "PerFrameFunctionalGroupsSequence" in ds
 
 
 def _frame_geometry(ds) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -238,12 +242,21 @@ def build_dicom_seg(label: sitk.Image, series: Sequence, labels: Mapping[int, st
 
 def write_dicom_seg(label: sitk.Image, source: str | os.PathLike, path: str | os.PathLike,
                     labels: Mapping[int, str], *, algorithm_name: str, algorithm_version: str,
-                    series_uid: str | None = None) -> bool:
+                    series_uid: str | None = None, datasets: Sequence | None = None) -> bool:
     """Write a DICOM-SEG of ``label`` referencing the DICOM series at ``source`` to ``path``.
 
-    The caller makes the write atomic (the CLI writes every output of a case to temporary files first). The series
-    ``series_uid`` is referenced when given (the one the reader chose in a study); otherwise the series whose
-    instances coincide with ``label``'s grid (a folder may hold several).
+    The caller makes the write atomic (the CLI writes every output of a case to temporary files first).
+
+    Args:
+        label: the label map on the source series' grid.
+        source: the DICOM folder or file (messages; read only when ``datasets`` is not given).
+        path: the output file.
+        labels: label value -> name.
+        algorithm_name, algorithm_version: recorded in the SEG.
+        series_uid: without ``datasets``: the series to reference (the one the reader chose in a study); otherwise
+            the series whose instances coincide with ``label``'s grid (a folder may hold several).
+        datasets: the headers of the series the image was read from (as the reader returned them,
+            :func:`data_prep.dicom.read_dicom_source`): referenced as they are, nothing is read from ``source``.
 
     Returns:
         True when frames were matched one-to-one to source instances (False: own plane positions).
@@ -251,12 +264,17 @@ def write_dicom_seg(label: sitk.Image, source: str | os.PathLike, path: str | os
     Raises:
         ValueError: no DICOM image instances at ``source``.
     """
-    all_series = collect_source_instances(source)
-    if series_uid is not None:
-        all_series = [s for s in all_series if str(s[0].get("SeriesInstanceUID", "")) == series_uid]
-    if not all_series:
-        raise ValueError(f"no DICOM image instances found in {source} for the DICOM-SEG")
-    series = next((s for s in all_series if match_frames(s, label) is not None), all_series[0])
+    if datasets is not None:
+        series = [ds for ds in datasets if _is_image_instance(ds)]
+        if not series:
+            raise ValueError(f"no DICOM image instances found in {source} for the DICOM-SEG")
+    else:
+        all_series = collect_source_instances(source)
+        if series_uid is not None:
+            all_series = [s for s in all_series if str(s[0].get("SeriesInstanceUID", "")) == series_uid]
+        if not all_series:
+            raise ValueError(f"no DICOM image instances found in {source} for the DICOM-SEG")
+        series = next((s for s in all_series if match_frames(s, label) is not None), all_series[0])
     seg, matched = build_dicom_seg(label, series, labels, algorithm_name=algorithm_name,
                                    algorithm_version=algorithm_version)
     seg.save_as(path)

@@ -114,8 +114,11 @@ class EnsembleInferer(Inferer):
             network.load_state_dict(self.members[0], strict=True)
         self.checked = True
 
-    def __call__(self, inputs: torch.Tensor, network: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """``inputs (N, C_in, *S)`` -> ``log`` of the mean probabilities ``(N, C_out, *S)`` (see the class)."""
+    def __call__(self, inputs: torch.Tensor, network: Callable, *args: Any, **kwargs: Any) -> Any:
+        """``inputs (N, C_in, *S)`` -> ``log`` of the mean probabilities ``(N, C_out, *S)`` (see the class).
+
+        A network returning a tuple (e.g. logits and attention maps) gives ``(log p, *further outputs)``: the further
+        outputs of the first pass (first checkpoint, no flip), which the averaging leaves out."""
         if not self.members and not self.mirror_axes:
             return self.inferer(inputs, network, *args, **kwargs)
         check_mirror_axes(self.mirror_axes, inputs.ndim - 2)
@@ -124,13 +127,18 @@ class EnsembleInferer(Inferer):
         if self.members and not self.checked:
             self.check(network)
         acc: torch.Tensor | None = None
+        extras: tuple | None = None
         for state in self.members or [None]:
             if state is not None:
                 network.load_state_dict(state, strict=True)
             for axes in mirror_subsets(self.mirror_axes):
                 dims = [2 + a for a in axes]
                 x = torch.flip(inputs, dims) if dims else inputs
-                logits = _first(self.inferer(x, network, *args, **kwargs))
+                out = self.inferer(x, network, *args, **kwargs)
+                logits = _first(out)
+                if extras is None and isinstance(out, (tuple, list)):  # the first pass's further outputs
+                    extras = tuple(out[1:])
+                del out
                 if logits.shape[1] < 2:
                     raise ValueError("ensembles and mirroring average softmax probabilities over channels: the network "
                                      f"has {logits.shape[1]} output channel(s); expected 2 or more")
@@ -147,7 +155,8 @@ class EnsembleInferer(Inferer):
             network.load_state_dict(self.members[0], strict=True)
         assert acc is not None
         acc /= self.n_passes
-        return torch.log(acc.clamp_min_(_TINY))
+        log_p = torch.log(acc.clamp_min_(_TINY))
+        return (log_p, *extras) if extras else log_p
 
 
 def ensemble_from_config(parser: Any, inferer: Inferer | Callable) -> EnsembleInferer:

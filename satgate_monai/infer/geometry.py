@@ -18,7 +18,8 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-__all__ = ["RAS_TO_LPS", "affine_to_sitk_geometry", "array_to_sitk", "resample_to_source", "sitk_affine"]
+__all__ = ["RAS_TO_LPS", "affine_to_sitk_geometry", "array_to_sitk", "image_to_metatensor", "resample_to_source",
+           "sitk_affine"]
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -81,6 +82,39 @@ def sitk_affine(image: sitk.Image) -> np.ndarray:
     a[:3, :3] = d * np.asarray(image.GetSpacing(), dtype=np.float64)
     a[:3, 3] = image.GetOrigin()
     return a
+
+
+def image_to_metatensor(image: sitk.Image, source: object = None, dtype=np.float32):
+    """A 3D SimpleITK image (LPS) as the MetaTensor MONAI's ``LoadImage`` would give for it (before any channel).
+
+    What ``LoadImage(image_only=True)`` returns for a file of ``image``: the voxels in MONAI index order
+    ``(X, Y, Z)`` (``dtype``, default float32 as ``LoadImage``), ``affine`` and ``original_affine`` the exact index ->
+    RAS world matrix (LPS -> RAS as MONAI's ITK reader with ``affine_lps_to_ras=True`` and the NIfTI reader do),
+    ``space`` ``"RAS"``, ``spatial_shape``, ``original_channel_dim`` ``nan`` (no channel; ``EnsureChannelFirst``
+    adds one) and ``filename_or_obj`` naming ``source``. The affine is float64, not the float32 of a NIfTI header.
+
+    Args:
+        image: a 3D single-component image.
+        source: the input it came from (messages of later checks name it).
+        dtype: voxel type of the tensor.
+
+    Returns:
+        A :class:`monai.data.MetaTensor` of shape ``(X, Y, Z)``.
+
+    Raises:
+        ValueError: an image that is not 3D single-component.
+    """
+    from monai.data import MetaTensor
+
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"expected a 3D single-channel image, got {image.GetDimension()}D with "
+                         f"{image.GetNumberOfComponentsPerPixel()} component(s)")
+    arr = np.ascontiguousarray(sitk.GetArrayViewFromImage(image).transpose(2, 1, 0), dtype=dtype)
+    affine = RAS_TO_LPS @ sitk_affine(image)  # the flip is its own inverse: LPS -> RAS
+    meta = {"affine": affine, "original_affine": affine.copy(), "space": "RAS",
+            "spatial_shape": np.asarray(image.GetSize(), dtype=np.int64), "original_channel_dim": float("nan"),
+            "filename_or_obj": str(source) if source is not None else ""}
+    return MetaTensor.ensure_torch_and_prune_meta(arr, meta)
 
 
 def resample_to_source(image: sitk.Image, reference: sitk.Image, *, interpolation: str = "nearest",

@@ -140,4 +140,7 @@ def test_monai_label_runs_the_chosen_postprocessing(tmp_path):
     (bundle / "eval" / "postprocessing.json").write_text(json.dumps({"keep_largest_component": [1],
                                                                       "fill_holes": [1]}))
     steps = names()
-    assert steps.index("Invertd") < steps.index("KeepLargestConnectedComponentd") < steps.index("FillHolesd")
+    # 3D: the inference CLI's post-processing (satgate_monai.infer.postprocessing): the chosen steps in network space,
+    # then one return to the source grid instead of Invertd
+    assert "Invertd" not in steps
+    assert steps.index("KeepLargestConnectedComponentd") < steps.index("FillHolesd") < steps.index("ToSourceGridd")

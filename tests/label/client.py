@@ -2,8 +2,10 @@
 
 :func:`serving` starts the real server on a free port of 127.0.0.1 (bounded wait for ``/info/``) and stops it by PID;
 :class:`LabelClient` runs ``tests/label/client_driver.py`` in the MONAI Label environment, where
-``monailabel.client.MONAILabelClient`` lives, and forwards calls to it; :func:`offline_run` is the bundle's own
-``monai.bundle run`` of ``inference.json`` on one image, to compare served labels with.
+``monailabel.client.MONAILabelClient`` lives, and forwards calls to it; :func:`offline_run` runs the reference a served
+label must equal (:func:`reference_command`): for a 3D bundle the inference CLI, whose post-processing the app shares
+(:mod:`satgate_monai.infer.postprocessing`), for a 2D bundle (which keeps ``Invertd``) the bundle's own
+``monai.bundle run`` of ``inference.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from satgate_monai.label.environment import ENV_VAR
 from tests.conftest import REPO_ROOT, skip_or_fail
 from tests.orthanc import free_port
 
-__all__ = ["LabelClient", "Served", "label_python", "offline_run", "project_env", "serving", "stop"]
+__all__ = ["LabelClient", "Served", "label_python", "offline_run", "project_env", "reference_command", "serving",
+           "stop"]
 
 START_TIMEOUT = 300.0
 
@@ -150,11 +153,23 @@ class LabelClient:
                 self.process.wait(timeout=30)
 
 
-def offline_run(python: Path, bundle: Path, image: Path, out: Path) -> subprocess.Popen:
-    """Start ``python -m monai.bundle run`` of the bundle's ``inference.json`` on one image (its models/model.pt)."""
-    out.mkdir(parents=True, exist_ok=True)
+def reference_command(python: Path, bundle: Path, image: Path, out: Path) -> list[str]:
+    """The offline run whose label the app must serve for ``image`` (``out/<case>_seg<ext>`` either way, same
+    ``models/model.pt``): a 3D bundle through the inference CLI (this environment's python), a 2D bundle through
+    ``python -m monai.bundle run`` of its ``inference.json`` (``python``: the MONAI Label environment's)."""
+    from satgate_monai.infer.bundle import input_spatial_dims
+
+    if input_spatial_dims(bundle) == 3:
+        return [sys.executable, "-m", "satgate_monai.infer", "--bundle", str(bundle), "--input", str(image), "--out",
+                str(out), "--format", "nifti", "--device", "cpu", "--threads", "1", "--no-progress"]
     cmd = [str(python), "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json")]
     cmd += ["--bundle_root", str(bundle), "--output_dir", str(out), "--num_workers", "0"]
-    cmd += ["--dataset#data", json.dumps([{"image": str(image)}])]
+    return cmd + ["--dataset#data", json.dumps([{"image": str(image)}])]
+
+
+def offline_run(python: Path, bundle: Path, image: Path, out: Path) -> subprocess.Popen:
+    """Start the offline reference run (:func:`reference_command`) on one image with the bundle's models/model.pt."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = reference_command(python, bundle, image, out)
     log = open(out / "offline.log", "w")
     return subprocess.Popen(cmd, env=project_env(), stdout=log, stderr=subprocess.STDOUT, cwd=out)

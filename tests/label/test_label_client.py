@@ -3,7 +3,8 @@
 Bundle copies hold both ``models/model.pt`` and a *different* ``models/last.pt`` (as after any training), plus a file
 that is not a checkpoint: the server must serve ``model.pt``, list only what it can serve, serve ``last.pt`` when a
 request names it, and after a training round serve the new best weights. Served labels are compared voxel for voxel
-with the bundle's own offline ``monai.bundle run`` of the same checkpoint file on the same image.
+with an offline run of the same checkpoint file on the same image (the inference CLI for this 3D bundle, whose
+post-processing the app shares: :func:`tests.label.client.reference_command`).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.label.client import label_python, stop
+from tests.label.client import label_python, reference_command, stop
 from tests.label.phantoms import copy_bundle, make_studies, write_random_weights
 from tests.orthanc import free_port
 
@@ -80,10 +80,9 @@ def _alive(pid: int) -> bool:
 
 
 def _offline(python: Path, bundle: Path, image: Path, out: Path, env: dict[str, str]) -> subprocess.Popen:
-    """``python -m monai.bundle run`` of the bundle's inference config on one image (same weights as served)."""
-    cmd = [str(python), "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json")]
-    cmd += ["--bundle_root", str(bundle), "--output_dir", str(out), "--num_workers", "0"]
-    cmd += ["--dataset#data", json.dumps([{"image": str(image)}])]
+    """The offline reference run on one image, same weights as served (:func:`tests.label.client.reference_command`:
+    the inference CLI for the 3D bundle, ``monai.bundle run`` for the 2D one)."""
+    cmd = reference_command(python, bundle, image, out)
     log = open(out.parent / f"offline_{bundle.name}.log", "w")
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=out.parent)
 
@@ -167,7 +166,8 @@ def test_monailabel_server_end_to_end(tmp_path):
             assert models[name]["dimension"] == (2 if task == "skin" else 3), name
         assert set(info["trainers"]) == set(BUNDLES.values())
 
-        # /infer: identical, voxel for voxel, to the offline `monai.bundle run` of the same config and weights.
+        # /infer: identical, voxel for voxel, to the offline reference with the same weights (3D: the inference CLI,
+        # whose post-processing the app shares; 2D: `monai.bundle run` of the same config).
         for task, image_id, ext in (("prostate", mr.name[:-7], ".nii.gz"), ("skin", rgb.stem, ".png")):
             served, timings[f"infer_{task}_first"] = _served_label(url, BUNDLES[task], image_id, ext, tmp_path)
             _, timings[f"infer_{task}_again"] = _served_label(url, BUNDLES[task], image_id, ext, tmp_path)
@@ -182,7 +182,7 @@ def test_monailabel_server_end_to_end(tmp_path):
             assert set(np.unique(served)) <= {0, 1}
             assert 0.05 < served.mean() < 0.95, f"{task}: a one-class label cannot show a content mismatch"
             mismatch = int((served != ref).sum())
-            assert mismatch == 0, f"{task}: {mismatch} of {served.size} voxels differ from the offline bundle run"
+            assert mismatch == 0, f"{task}: {mismatch} of {served.size} voxels differ from the offline reference run"
         import nibabel as nib  # geometry of the 3D label: the source image's affine
 
         served_nii = nib.load(tmp_path / f"served_{BUNDLES['prostate']}_{mr.name[:-7]}.nii.gz")

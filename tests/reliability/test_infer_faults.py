@@ -186,7 +186,7 @@ def test_ctrl_c_exits_130_without_traceback(tmp_path, ckpt, monkeypatch, capsys)
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "run_case", interrupted)
+    monkeypatch.setattr(pipeline, "_network", interrupted)  # the network stage: on the main thread
     assert _infer(_batch(tmp_path), tmp_path / "out", ckpt) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err and "interrupted" in err

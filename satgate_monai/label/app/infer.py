@@ -7,6 +7,12 @@ attribute 'update'`` and every ``/infer`` on a bundle with ``Spacingd`` returns 
 non-mapping ``<input key>_*`` entries while the pre-transforms run and puts them back afterwards (the writer needs
 ``image_path`` for the output's file type).
 
+For 3D bundles the prediction is post-processed as the inference CLI does it (:mod:`satgate_monai.infer.postprocessing`,
+one module for both): the bundle's postprocessing without ``Invertd`` runs in network space, then
+:class:`~satgate_monai.infer.postprocessing.ToSourceGridd` returns the label map to the source grid by one
+nearest-neighbour resampling; the CLI and the app give the same mask for the same image and checkpoint. 2D bundles
+(which the CLI does not run) keep the bundle's ``Invertd``.
+
 For 2D bundles it drops the label's channel after MONAI Label's ``Restored`` (which assumes a 3D volume when it
 squeezes), so a PNG study gets a (H, W) PNG label instead of a (1, H, W) stack ITK cannot write as PNG; and it writes
 labels as uint8 (ITK's PNG writer rejects the float32 prediction).
@@ -152,11 +158,20 @@ class SATBundleInferTask(BundleInferTask):
         return out
 
     def post_transforms(self, data: Any = None) -> list[Any]:
-        """The bundle's post-transforms (without ``SaveImaged``), ``Restored``, and for 2D bundles ``DropChanneld``."""
+        """3D: the CLI's post-processing (the bundle's steps without ``Invertd``/``SaveImaged`` in network space, then
+        ``ToSourceGridd``), then ``Restored``; 2D: the bundle's post-transforms (without ``SaveImaged``), ``Restored``
+        and ``DropChanneld``."""
+        from satgate_monai.infer.postprocessing import ToSourceGridd, network_space_postprocessing
+
         post = list(super().post_transforms(data))
         if self.dimension == 2:
             post.append(DropChanneld(self.key_pred))
-        return post
+            return post
+        restore = [t for t in post if type(t).__name__ == "Restored"]
+        steps, dropped = network_space_postprocessing([t for t in post if type(t).__name__ != "Restored"])
+        if dropped:
+            logger.debug("post-processing in network space without %s, then back to the source grid", dropped)
+        return [*steps.transforms, ToSourceGridd(self.key_pred, ref_key=self.input_key), *restore]
 
     def writer(self, data: dict[str, Any], extension: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
         """Write the label as uint8 unless the request asks for another ``result_dtype``.
