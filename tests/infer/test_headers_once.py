@@ -87,3 +87,19 @@ def test_seg_writer_reads_nothing_and_writes_the_same_seg(liver_bundle, lung_cro
     np.testing.assert_array_equal(new.pop("pixels"), before.pop("pixels"))
     assert new == before
     assert new["series"] == study.thin and sorted(new["refs"]) == sorted(study.thin_sops)
+
+
+def test_run_json_names_the_series_read(liver_bundle, lung_crop, threshold_ckpt, tmp_path):
+    """In a study of several series, ``run.json`` records the series the case was read from."""
+    import json
+
+    study = write_ct_study(lung_crop, tmp_path / "study")
+    runner = BundleRunner(liver_bundle, device="cpu", ckpt=threshold_ckpt,
+                          overrides=parse_overrides(THRESHOLD_OVERRIDES))
+    for uid in (study.thin, study.thick):
+        out = tmp_path / f"out-{uid[-6:]}"
+        [report] = pipeline.run_inference(runner, study.folder, out, InferenceOptions(formats=("nifti",),
+                                          series_uid=uid), progress=False)
+        assert report.status == "ok", report.error
+        [record] = json.loads((out / "run.json").read_text())["cases"].values()
+        assert record["series_uid"] == uid
