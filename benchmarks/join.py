@@ -8,8 +8,12 @@ Variants (all SATUNet at the widths of ``benchmarks/networks.py``; every variant
 
 * ``ORG concat``: the plain U-Net, one convolution of the ``2C``-channel concatenation;
 * ``SAT concat``: one convolution of the ``C + 1``-channel concatenation (the layout before the split);
-* ``SAT split``: ``conv_C(up) + conv_1(attention)``, no concatenated tensor (the shipped default for 1-channel gates);
-* each of them again in channels-last memory format (``*_CL``: weights and input converted).
+* ``SAT split``: ``conv_C(up) + conv_1(attention)``, no concatenated tensor, both convolutions on oneDNN and the side
+  term added in place (the shipped default for 1-channel gates);
+* ``SAT split-torch``: the same split with PyTorch's own choice of CPU kernel (its im2col kernel for the one-channel
+  side convolution and, with one thread and a batch of one, for the deep 3D levels);
+* ``ORG concat``, ``SAT concat`` and ``SAT split`` again in channels-last memory format (``*_CL``: weights and input
+  converted).
 
 Prints median wall time of an inference forward and of a training step (forward, cross-entropy, backward, SGD
 step) per variant, with the variants interleaved in rotating order on every repeat and the thread count fixed,
@@ -33,7 +37,8 @@ import torch.nn.functional as F
 from satgate_monai.networks.blocks import join
 from satgate_monai.networks.nets import SATUNet
 
-VARIANTS = ("ORG concat", "SAT concat", "SAT split", "ORG concat_CL", "SAT concat_CL", "SAT split_CL")
+VARIANTS = ("ORG concat", "SAT concat", "SAT split", "SAT split-torch", "ORG concat_CL", "SAT concat_CL",
+            "SAT split_CL")
 
 
 @contextlib.contextmanager
@@ -46,9 +51,21 @@ def join_form(split: bool | None) -> Iterator[None]:
         yield
 
 
+def _torch_convolution(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                       padding: int) -> torch.Tensor:
+    return (F.conv2d if x.dim() == 4 else F.conv3d)(x, weight, bias, padding=padding)
+
+
+def kernels(variant: str) -> contextlib.AbstractContextManager:
+    """While running ``variant``: PyTorch's own kernel choice for the ``-torch`` variants, the shipped one otherwise."""
+    if "-torch" in variant:
+        return mock.patch.object(join, "convolution", _torch_convolution)
+    return contextlib.nullcontext()
+
+
 def build(variant: str, dims: int, in_channels: int, channels: Sequence[int], device: str) -> torch.nn.Module:
     gate = variant.split()[0].lower()
-    form = variant.split()[1].removesuffix("_CL")
+    form = variant.split()[1].removesuffix("_CL").removesuffix("-torch")
     torch.manual_seed(0)
     with join_form({"concat": False, "split": True}[form]):
         net = SATUNet(dims, in_channels, 2, channels=channels, skip_gate=gate).to(device)
@@ -71,13 +88,14 @@ def measure(dims: int, shape: Sequence[int], channels: Sequence[int], repeats: i
             torch.cuda.synchronize()
 
     def infer(v: str) -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), kernels(v):
             nets[v].eval()(x_cl if v.endswith("_CL") else x)
 
     def train(v: str) -> None:
         net, opt = nets[v].train(), opts[v]
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x_cl if v.endswith("_CL") else x), target).backward()
+        with kernels(v):
+            F.cross_entropy(net(x_cl if v.endswith("_CL") else x), target).backward()
         opt.step()
 
     for kind, step in (("infer", infer), ("train", train)):
