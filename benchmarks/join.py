@@ -18,6 +18,11 @@ Variants (all SATUNet at the widths of ``benchmarks/networks.py``; every variant
 Prints median wall time of an inference forward and of a training step (forward, cross-entropy, backward, SGD
 step) per variant, with the variants interleaved in rotating order on every repeat and the thread count fixed,
 and each time as a ratio against ``ORG concat``.
+
+``--levels`` measures the seam alone instead, level by level (the decoder's first convolution, 3x3(x3), on the
+up-sampled features and the gated skip at each decoder level's width and size, no norm or activation): ``ORG concat``
+(``2C -> C``), ``SAT concat`` (``C + 1 -> C``), ``SAT split-torch``, ``SAT split`` and the split's two parts alone,
+``main`` (``C -> C``) and ``side`` (``1 -> C``); forward without autograd, and forward plus backward.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from satgate_monai.networks.blocks import join
+from satgate_monai.networks.blocks.conv_config import ConvConfig
+from satgate_monai.networks.blocks.fast_conv import convolution
 from satgate_monai.networks.nets import SATUNet
 
 VARIANTS = ("ORG concat", "SAT concat", "SAT split", "SAT split-torch", "ORG concat_CL", "SAT concat_CL",
@@ -112,6 +119,71 @@ def measure(dims: int, shape: Sequence[int], channels: Sequence[int], repeats: i
     return {v: {k: statistics.median(ts) for k, ts in kinds.items()} for v, kinds in times.items()}
 
 
+LEVEL_FORMS = ("ORG concat", "SAT concat", "SAT split-torch", "SAT split", "main C->C", "side 1->C")
+
+
+def measure_levels(dims: int, shape: Sequence[int], channels: Sequence[int], repeats: int, device: str,
+                   clock=time.perf_counter) -> list[tuple[int, tuple, dict]]:
+    """``[(C, (N, C, *S), {form: {"infer": s, "train": s}})]`` for each decoder level, shallow to deep."""
+    cfg = ConvConfig(dims, kernel_size=3, act=None, norm=None, dropout=None)
+    rows = []
+    for level, width in enumerate(channels[:-1]):
+        size = (shape[0], width, *(s // 2**level for s in shape[2:]))
+        torch.manual_seed(level)
+        x = torch.randn(size, device=device, requires_grad=True)
+        wide = torch.randn(size, device=device, requires_grad=True)
+        g = torch.rand((size[0], 1, *size[2:]), device=device, requires_grad=True)
+        org = join.JoinConvolution(cfg, width, width, width).to(device)
+        concat = join.JoinConvolution(cfg, width, 1, width, split=False).to(device)
+        split = join.JoinConvolution(cfg, width, 1, width, split=True).to(device)
+        forms = {
+            "ORG concat": lambda org=org, x=x, wide=wide: org(x, wide),
+            "SAT concat": lambda concat=concat, x=x, g=g: concat(x, g),
+            "SAT split-torch": lambda split=split, x=x, g=g: split(x, g),
+            "SAT split": lambda split=split, x=x, g=g: split(x, g),
+            "main C->C": lambda split=split, x=x: convolution(x, split.conv.weight, split.conv.bias, 1),
+            "side 1->C": lambda split=split, g=g: convolution(g, split.side.weight, None, 1),
+        }
+        grad = torch.randn(size, device=device)
+        times: dict[str, dict[str, list[float]]] = {f: {"infer": [], "train": []} for f in LEVEL_FORMS}
+        for r in range(repeats + 1):
+            order = LEVEL_FORMS[r % len(LEVEL_FORMS):] + LEVEL_FORMS[: r % len(LEVEL_FORMS)]
+            for f in order:
+                with kernels(f):
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    t = clock()
+                    with torch.no_grad():
+                        forms[f]()
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    t_infer = clock() - t
+                    t = clock()
+                    forms[f]().backward(grad)
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    t_train = clock() - t
+                if r > 0:
+                    times[f]["infer"].append(t_infer)
+                    times[f]["train"].append(t_train)
+        medians = {f: {k: statistics.median(v) for k, v in kinds.items()} for f, kinds in times.items()}
+        rows.append((width, size, medians))
+        print(f"  [{dims}D] level {level} measured", file=sys.stderr, flush=True)
+    return rows
+
+
+def print_levels(dims: int, rows: list[tuple[int, tuple, dict]]) -> None:
+    for kind, label in (("infer", "forward, no autograd"), ("train", "forward + backward")):
+        print(f"### {dims}D seam per decoder level: {label} (ms; ratio to ORG concat)\n")
+        print("| C | features | " + " | ".join(LEVEL_FORMS) + " |")
+        print("|---|---|" + "---|" * len(LEVEL_FORMS))
+        for width, size, res in rows:
+            org = res["ORG concat"][kind]
+            cells = [f"{res[f][kind] * 1e3:.1f} ({res[f][kind] / org:.2f})" for f in LEVEL_FORMS]
+            print(f"| {width} | {'x'.join(map(str, size))} | " + " | ".join(cells) + " |")
+        print(flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller inputs")
@@ -121,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or this process's CPU time (with --threads 1: robust on a loaded machine)")
+    p.add_argument("--levels", action="store_true", help="the seam alone, level by level, instead of whole networks")
     args = p.parse_args(argv)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
@@ -132,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"load average at start {os.getloadavg()[0]:.1f}\n")
     for dims, shape, channels in settings:
         if args.only and args.only != f"{dims}d":
+            continue
+        if args.levels:
+            print_levels(dims, measure_levels(dims, shape, channels, args.repeats, args.device, clock))
             continue
         res = measure(dims, shape, channels, args.repeats, args.device, clock)
         org = res["ORG concat"]
