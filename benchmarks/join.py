@@ -82,13 +82,14 @@ def build(variant: str, dims: int, in_channels: int, channels: Sequence[int], de
 
 
 def measure(dims: int, shape: Sequence[int], channels: Sequence[int], repeats: int, device: str,
-            clock=time.perf_counter) -> dict:
+            clock=time.perf_counter, variants: Sequence[str] = VARIANTS) -> dict:
     x = torch.randn(tuple(shape), device=device)
     x_cl = x.contiguous(memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d)
     target = torch.randint(0, 2, (shape[0], *shape[2:]), device=device)
-    nets = {v: build(v, dims, shape[1], channels, device) for v in VARIANTS}
+    variants = tuple(variants)
+    nets = {v: build(v, dims, shape[1], channels, device) for v in variants}
     opts = {v: torch.optim.SGD(n.parameters(), lr=1e-4) for v, n in nets.items()}
-    times: dict[str, dict[str, list[float]]] = {v: {"infer": [], "train": []} for v in VARIANTS}
+    times: dict[str, dict[str, list[float]]] = {v: {"infer": [], "train": []} for v in variants}
 
     def sync() -> None:
         if device.startswith("cuda"):
@@ -107,7 +108,7 @@ def measure(dims: int, shape: Sequence[int], channels: Sequence[int], repeats: i
 
     for kind, step in (("infer", infer), ("train", train)):
         for r in range(repeats + 1):
-            order = VARIANTS[r % len(VARIANTS):] + VARIANTS[: r % len(VARIANTS)]
+            order = variants[r % len(variants):] + variants[: r % len(variants)]
             for v in order:
                 sync()
                 t = clock()
@@ -194,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or this process's CPU time (with --threads 1: robust on a loaded machine)")
     p.add_argument("--levels", action="store_true", help="the seam alone, level by level, instead of whole networks")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None,
+                   help="whole-network variants to run (default: all; 'ORG concat' always runs, as the reference)")
     args = p.parse_args(argv)
+    variants = ("ORG concat", *(v for v in args.variants or VARIANTS if v != "ORG concat"))
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
     settings = [(2, (2, 3, 128, 128) if args.quick else (4, 3, 256, 256), (32, 64, 128, 256, 512)),
@@ -209,12 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.levels:
             print_levels(dims, measure_levels(dims, shape, channels, args.repeats, args.device, clock))
             continue
-        res = measure(dims, shape, channels, args.repeats, args.device, clock)
+        res = measure(dims, shape, channels, args.repeats, args.device, clock, variants)
         org = res["ORG concat"]
         print(f"### {dims}D input {'x'.join(map(str, shape))}, channels {channels}\n")
         print("| variant | inference (s) | train step (s) | inference / ORG concat | train / ORG concat |")
         print("|---|---|---|---|---|")
-        for v in VARIANTS:
+        for v in variants:
             r = res[v]
             print(f"| {v} | {r['infer']:.3f} | {r['train']:.3f} | {r['infer'] / org['infer']:.3f} | "
                   f"{r['train'] / org['train']:.3f} |")
