@@ -21,14 +21,23 @@ __all__ = ["convolution", "uses_onednn"]
 
 
 @torch.jit.unused
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled()
+
+
+@torch.jit.unused
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`convolution` calls oneDNN directly for these operands (CPU, float32, eager, no autocast)."""
     if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return False
-    if torch.compiler.is_compiling() or not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled:
+    compiling = getattr(torch.compiler, "is_compiling", lambda: False)()
+    if compiling or not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled:
         return False
     return (x.device.type == "cpu" and weight.device.type == "cpu" and x.dtype == torch.float32
-            and weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"))
+            and weight.dtype == torch.float32 and not _cpu_autocast())
 
 
 @torch.jit.unused
