@@ -220,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lines.append(f"- 3D: {name} inference forward: {achieved:.1f} GFLOP/s = {achieved / peak:.0%} of the "
                              f"{peak:.1f} GFLOP/s matmul peak")
     print("### Targets\n\n" + "\n".join(lines))
-    print(f"\nload average at end {os.getloadavg()[0]:.1f} (timings are wall-clock on a shared CPU)")
+    clock_name = "wall-clock" if args.clock == "wall" else "this process's CPU time"
+    print(f"\nload average at end {os.getloadavg()[0]:.1f} (timings: {clock_name})")
     return 0
 
 

@@ -108,3 +108,74 @@ def test_split_join_keeps_no_concatenated_tensor_for_backward():
         sizes[split] = saved_tensor_bytes(lambda net=net: net(x).sum(), excluded)
     # the concatenated (8 + 1)-channel 32^3 float32 tensor is no longer kept
     assert sizes[False] - sizes[True] >= 9 * 32**3 * 4
+
+
+def _unet_pair(dims: int, gate: str) -> tuple[SATUNet, SATUNet]:
+    """A SATUNet with the split join and the same network as one convolution of the concatenation."""
+    torch.manual_seed(0)
+    split = SATUNet(dims, 1, 2, channels=(4, 8, 16), skip_gate=gate)
+    randomise_batch_norm(split)
+    with mock.patch.object(join, "split_join", lambda skip, inp: False):
+        concat = SATUNet(dims, 1, 2, channels=(4, 8, 16), skip_gate=gate)
+    concat.load_state_dict(split.state_dict())
+    return split, concat
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_split_network_outputs_and_gradients_equal_the_concatenated_network(dims, channels_last):
+    split, concat = _unet_pair(dims, "sat")
+    x = torch.randn((2, 1) + (16,) * dims)
+    if channels_last:
+        fmt = torch.channels_last if dims == 2 else torch.channels_last_3d
+        split, concat, x = split.to(memory_format=fmt), concat.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+    # training mode: outputs, and the gradient of every parameter (selection weights, K, both join weights, ...)
+    for net in (split, concat):
+        net.train().zero_grad()
+        net(x).square().mean().backward()
+    torch.testing.assert_close(split(x), concat(x), atol=1e-5, rtol=1e-5)
+    grads = {k: p.grad for k, p in split.named_parameters()}
+    for key, p in concat.named_parameters():
+        if key.startswith("decoder.") and key.endswith(".conv.0.conv.weight"):  # the joined weight: split halves
+            c = grads[key].shape[1]
+            torch.testing.assert_close(grads[key], p.grad[:, :c], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(grads[key.replace(".conv.weight", ".side.weight")], p.grad[:, c:],
+                                       atol=1e-5, rtol=1e-5)
+        else:
+            torch.testing.assert_close(grads[key], p.grad, atol=1e-5, rtol=1e-5, msg=key)
+    # inference, with and without autograd
+    for net in (split, concat):
+        net.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(split(x), concat(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(split(x), concat(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_onednn_convolution_equals_torch_convolution(dims):
+    from satgate_monai.networks.blocks.fast_conv import convolution, uses_onednn
+
+    torch.manual_seed(0)
+    x = torch.randn((1, 1) + (12,) * dims, requires_grad=True)  # one channel, batch one: PyTorch's im2col kernel
+    w = torch.randn((5, 1) + (3,) * dims, requires_grad=True)
+    b = torch.randn(5, requires_grad=True)
+    assert uses_onednn(x, w) == torch.backends.mkldnn.is_available()
+    conv = F.conv2d if dims == 2 else F.conv3d
+    out, ref = convolution(x, w, b, 1), conv(x, w, b, padding=1)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    for a, r in zip(torch.autograd.grad(out.square().sum(), (x, w, b)),
+                    torch.autograd.grad(ref.square().sum(), (x, w, b))):
+        torch.testing.assert_close(a, r, atol=1e-4, rtol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: the ordinary (cast) convolution
+        assert not uses_onednn(x, w)
+        assert convolution(x, w, b, 1).dtype == torch.bfloat16
+    assert not uses_onednn(x.double(), w.double())
+
+
+def test_split_join_exports_ordinary_convolutions(tmp_path):
+    net = SATUNet(2, 1, 2, channels=(4, 8), skip_gate="sat").eval()
+    traced = torch.jit.trace(net, torch.randn(1, 1, 16, 16))
+    kinds = {n.kind() for n in traced.inlined_graph.nodes()}
+    assert "aten::_convolution" in kinds and "aten::mkldnn_convolution" not in kinds
+    x = torch.randn(2, 1, 16, 16)
+    torch.testing.assert_close(traced(x), net(x), atol=1e-6, rtol=1e-5)

@@ -7,6 +7,7 @@ import torch
 from satgate_monai.networks.blocks.skip_gates import SATGate
 from satgate_monai.networks.nets import SATUNet
 from satgate_monai.report.memory import peak_live_bytes, saved_tensor_bytes
+from tests.networks.base import randomise_batch_norm
 
 
 def test_peak_live_bytes_counts_live_tensors_only():
@@ -48,3 +49,29 @@ def test_sat_unet_uses_less_activation_memory_than_org():
     assert out["sat"][0] < out["org"][0]
     # the gate runs as soon as the encoder produces a skip: only one channel per skip waits for the decoder
     assert out["sat"][1] < 0.8 * out["org"][1]
+
+
+def test_in_place_activations_lower_the_peak_and_change_nothing_else():
+    torch.manual_seed(0)
+    net = SATUNet(3, 1, 2, channels=(8, 16, 32), skip_gate="sat")
+    relus = [m for m in net.modules() if isinstance(m, torch.nn.ReLU)]
+    assert relus and all(m.inplace for m in relus)  # "relu" after a norm runs in place
+    randomise_batch_norm(net)
+    copy = SATUNet(3, 1, 2, channels=(8, 16, 32), skip_gate="sat", act=("relu", {"inplace": False}))
+    copy.load_state_dict(net.state_dict())
+    assert not any(m.inplace for m in copy.modules() if isinstance(m, torch.nn.ReLU))
+    x = torch.randn(2, 1, 32, 32, 32)
+    for m in (net, copy):
+        m.train().zero_grad()
+        m(x).square().mean().backward()
+    torch.testing.assert_close(net(x), copy(x), atol=1e-6, rtol=1e-6)
+    for (key, p), q in zip(net.named_parameters(), copy.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-6, msg=key)
+    peaks, kept = [], []
+    for m in (net, copy):
+        excluded = [*m.parameters(), *m.buffers(), x]
+        kept.append(saved_tensor_bytes(lambda m=m: m.train()(x).square().mean(), excluded))
+        with torch.inference_mode():
+            peaks.append(peak_live_bytes(lambda m=m: m.eval()(x), excluded))
+    assert kept[0] == kept[1]
+    assert peaks[0] <= peaks[1] - 8 * 32**3 * 4 * 2  # one full-resolution 8-channel tensor fewer, batch of two

@@ -4,12 +4,14 @@ Mathematically it is ``conv([x, g])`` of the concatenation along channels of the
 channels) and the gated skip ``g`` (``G`` channels). A convolution is linear in its input channels, so it equals
 ``conv_x(x) + conv_g(g)`` with the weight split by input channel (the bias goes to ``conv_x``). With a one-channel
 gate (``sat``/``at``) the split form builds no ``C + 1``-channel tensor, keeps none for backward, and runs the main
-convolution on ``C`` channels, a count the vectorised CPU kernels handle well (``C + 1`` is odd, and costs about as
-much as ``2 C``). With a wide skip (``org``/``st``, ``G == C``) one convolution of the concatenation is faster, so
-that form is kept there (it is the plain network exactly). Without autograd (inference) nothing is kept for backward
-and the ``1 -> C_out`` side convolution costs far more than its FLOPs on a CPU (it writes a whole ``C_out``-channel
-tensor), so the split module then runs one convolution of the concatenation with the joined weight.
-``benchmarks/join.py`` measures the forms side by side.
+convolution on ``C`` channels, a count the vectorised CPU kernels handle well (oneDNN pads ``C + 1`` to its next
+block of 16 channels: at ``C = 16`` that is the cost of ``2 C``). The ``1 -> C_out`` side term is added in place
+into the main convolution's output. Both convolutions go through
+:func:`~satgate_monai.networks.blocks.fast_conv.convolution` (oneDNN on a CPU whatever the shape: PyTorch would run
+the one-channel side convolution and the deep 3D levels on its much slower im2col kernel). The split form is used in
+training and inference alike. With a wide skip (``org``/``st``, ``G == C``) one convolution of the concatenation is
+faster, so that form is kept there (it is the plain network exactly). ``benchmarks/join.py`` measures the forms side
+by side.
 
 Checkpoints store the split form as ``conv.weight`` (``C`` inputs) plus ``side.weight`` (``G`` inputs); a state dict
 of the concatenated form (``conv.weight`` with ``C + G`` inputs, as written before the split existed) is converted
@@ -25,6 +27,7 @@ from monai.networks.layers.factories import Conv
 from torch import nn
 
 from satgate_monai.networks.blocks.conv_config import ConvConfig
+from satgate_monai.networks.blocks.fast_conv import convolution
 from satgate_monai.networks.blocks.utils import ActSpec
 
 __all__ = ["JoinConvolution", "split_join"]
@@ -50,7 +53,7 @@ class JoinConvolution(nn.Module):
         ``x (N, C, *S)``, ``g (N, G, *S)`` -> ``(N, C_out, *S)``.
     """
 
-    __constants__ = ["split"]  # TorchScript compiles only the form in use
+    __constants__ = ["split", "padding"]  # TorchScript compiles only the form in use
 
     def __init__(self, cfg: ConvConfig, in_channels: int, skip_channels: int, out_channels: int,
                  act: ActSpec | None = ..., split: bool | None = None) -> None:
@@ -59,6 +62,7 @@ class JoinConvolution(nn.Module):
         self.skip_channels = skip_channels
         self.out_channels = out_channels
         self.split = split_join(skip_channels, in_channels) if split is None else bool(split)
+        self.padding = cfg.kernel_size // 2
         conv_type = Conv[Conv.CONV, cfg.spatial_dims]
         k = cfg.kernel_size
         if self.split:
@@ -70,13 +74,12 @@ class JoinConvolution(nn.Module):
         self.adn = cfg.adn(out_channels, act)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        if not self.split:
-            return self.adn(self.conv(torch.cat([x, skip], dim=1)))
-        if torch.is_grad_enabled():  # training: nothing concatenated is built or kept for backward
-            return self.adn(self.conv(x) + self.side(skip))
-        # inference keeps nothing for backward, and one convolution of the concatenation is the faster form there
-        weight = torch.cat([self.conv.weight, self.side.weight], dim=1)
-        return self.adn(self.conv._conv_forward(torch.cat([x, skip], dim=1), weight, self.conv.bias))
+        if self.split:  # nothing concatenated is built (or kept for backward); the side term is added in place
+            y = convolution(x, self.conv.weight, self.conv.bias, self.padding)
+            y = y.add_(convolution(skip, self.side.weight, None, self.padding))
+        else:
+            y = self.conv(torch.cat([x, skip], dim=1))
+        return self.adn(y)
 
     @torch.jit.unused
     def joined_weight(self) -> torch.Tensor:

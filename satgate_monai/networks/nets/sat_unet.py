@@ -4,7 +4,7 @@ Encoder stage: two ``conv - norm - act`` layers (``kernel_size``), preceded by m
 second stage on; each skip goes through its gate as soon as it is produced (only the gate's output is kept for the
 decoder, which is where SAT saves memory). Decoder stage: transposed convolution up, the first convolution over
 ``[up, gated skip]`` (a :class:`~satgate_monai.networks.blocks.join.JoinConvolution`: for a one-channel gate the
-concatenation is not built in training), a second conv layer. The decoder sizes its input from
+concatenation is never built), a second conv layer. The decoder sizes its input from
 ``gate.out_channels``, so ``skip_gate="org"`` gives the plain U-Net exactly and ``"sat"``/``"at"`` join a single
 channel (Taghanaki et al., MLMI 2019, arXiv:1804.05181, Fig. 2).
 """

@@ -3,9 +3,11 @@
 Encoder: an input stage (``encoder_convs[0]`` convolutions of ``kernel_size``, residual shortcut tiling the input
 channels), then per level a strided convolution down (kernel = stride, i.e. V-Net's 2x2x2 stride 2) and a residual
 stage; each skip goes through its gate as soon as it is produced, so only the gate's output waits for the decoder.
-Decoder, from the deepest skip up: transposed convolution up to the skip's width, concatenation with the gated skip,
-residual stage ``2 * skip`` wide. A 1x1 convolution gives the logits. Taghanaki et al. (MLMI 2019,
-arXiv:1804.05181) ran V-Net with reduced widths to fit memory: ``channels`` sets them.
+Decoder, from the deepest skip up: transposed convolution up to the skip's width, join with the gated skip, residual
+stage ``2 * skip`` wide (for a one-channel gate a
+:class:`~satgate_monai.networks.blocks.vnet_blocks.JoinResidualStage`: the concatenation is never built). A 1x1
+convolution gives the logits. Taghanaki et al. (MLMI 2019, arXiv:1804.05181) ran V-Net with reduced widths to fit
+memory: ``channels`` sets them.
 """
 
 from __future__ import annotations
