@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,23 @@ parameters: {json.dumps(params, sort_keys=True)}
 """
 
 
+def _clear_earlier(root: Path, task_dir: Path, keep: set[str]) -> None:
+    """Create the case folders; delete an earlier run's cases that this run does not write (so the importer never
+    mixes them in); refuse a folder holding files this command did not write."""
+    ours = (root / README_NAME).is_file()
+    for sub in ("imagesTr", "labelsTr"):
+        folder = task_dir / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)
+        for p in sorted(folder.iterdir()):
+            if not ours:
+                raise ValueError(f"{folder} holds {p.name}, which `data_prep lesions` did not write: use an empty "
+                                 "--out")
+            if p.name not in keep and p.is_file() and re.fullmatch(rf"{PREFIX}_\d+\.nii\.gz", p.name):
+                p.unlink()
+                logger.info("removed %s (an earlier run's case)", p)
+
+
 def write_lung_lesions(
     samples_dir: str | os.PathLike,
     out_root: str | os.PathLike,
@@ -72,7 +90,8 @@ def write_lung_lesions(
     Args:
         samples_dir: folder holding ``lung1``/``lung2`` ``_image.nrrd``/``_label.nrrd`` (``python -m data_prep
             samples``); only read.
-        out_root: output root (created); files already there are replaced.
+        out_root: output root (created); an earlier run's files there are replaced or removed, a folder holding
+            other files in ``Task03_Liver/imagesTr`` or ``labelsTr`` is refused.
         cases: number of cases (``liver_0`` ...), all labelled (``imagesTr``/``labelsTr``).
         seed: dataset seed; case ``i`` depends only on ``(seed, i)``.
         crop_shape: crop size ``(x, y, z)`` in 2 mm voxels.
@@ -88,10 +107,8 @@ def write_lung_lesions(
     sources = [load_source(samples_dir, name) for name in SOURCES]
     root = Path(out_root)
     task_dir = root / TASK_DIR
-    for sub in ("imagesTr", "labelsTr"):
-        (task_dir / sub).mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(task_dir / sub)
     names = [f"{PREFIX}_{i}" for i in range(cases)]
+    _clear_earlier(root, task_dir, {f"{n}.nii.gz" for n in names})
     records = {}
     for i, name in enumerate(names):
         case = lesion_case(np.random.default_rng([int(seed), LESION_SEED, i]), sources, crop_shape=crop_shape,

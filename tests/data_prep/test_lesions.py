@@ -152,3 +152,19 @@ def test_written_folder_imports_as_msd_liver_with_the_tumour_as_label_1(pyradiom
         name = Path(e["label"]).name.split(".")[0]
         assert abs(int(label.sum()) - sidecar["cases"][name]["tumour_voxels"]) <= 0.1 * sidecar["cases"][name][
             "tumour_voxels"]
+
+
+def test_rerun_removes_earlier_cases_and_foreign_folders_are_refused(pyradiomics_samples, tmp_path,  # noqa: F811
+                                                                      capsys) -> None:
+    out = tmp_path / "raw"
+    args = ["lesions", "--samples", str(pyradiomics_samples), "--out", str(out), "--crop", "48", "48", "32"]
+    assert main([*args, "--cases", "3"]) == 0
+    assert main([*args, "--cases", "2"]) == 0
+    for sub in ("imagesTr", "labelsTr"):
+        assert sorted(p.name for p in (out / "Task03_Liver" / sub).iterdir()) == ["liver_0.nii.gz", "liver_1.nii.gz"]
+    foreign = tmp_path / "foreign"
+    (foreign / "Task03_Liver" / "imagesTr").mkdir(parents=True)
+    (foreign / "Task03_Liver" / "imagesTr" / "liver_0.nii.gz").write_bytes(b"someone else's")
+    assert main(["lesions", "--samples", str(pyradiomics_samples), "--out", str(foreign), "--cases", "1"]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert (foreign / "Task03_Liver" / "imagesTr" / "liver_0.nii.gz").read_bytes() == b"someone else's"
