@@ -20,6 +20,8 @@ flip / axial 90-degree rotation / scale 0.75-1.3) pasted where the lung field (H
 filled) holds the whole mask, with a soft rim. Label 1 = tumour. Real anatomy and tumour tissue, synthetic placement:
 not a clinical dataset. OUT/lesions.json names each case's patient and every lesion's donor and transform;
 OUT/SEMIREAL_README.txt says what the data is. The same --seed gives the same cases; the samples are only read.
+A rerun into the same OUT replaces its cases (an earlier run's extra cases are removed); an OUT whose
+Task03_Liver/imagesTr or labelsTr holds files this command did not write is refused.
 
 Then:  python -m data_prep import --dataset msd-liver --src OUT --out PREPARED
 """
