@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "import": "data_prep.commands.import_dataset",
     "demo": "data_prep.commands.demo",
     "samples": "data_prep.commands.samples",
+    "lesions": "data_prep.commands.lesions",
 }
 
 

@@ -4,6 +4,10 @@ Each generator draws one case from a seeded :class:`numpy.random.Generator` and 
 :class:`~data_prep.phantoms.volume.PhantomVolume`; the layout writers put whole datasets on disk in the exact layouts
 of MSD Task03_Liver, MSD Task05_Prostate and ISIC 2017, so ``python -m data_prep import`` reads real and demo data
 alike. Command line: ``python -m data_prep demo --task liver|prostate|skin --out DIR``.
+
+:mod:`data_prep.phantoms.lung_lesions` and :mod:`data_prep.phantoms.lesion_dataset` are not phantoms but semi-real
+cases (real chest CT and real tumour tissue of the pyradiomics samples, synthetic placement) in the MSD Task03_Liver
+layout: ``python -m data_prep lesions --samples DIR --out DIR``.
 """
 
 from __future__ import annotations

@@ -51,8 +51,9 @@ def lps_affine(shape: Sequence[int], spacing: Sequence[float]) -> np.ndarray:
     return aff
 
 
-def write_nifti(path: str | os.PathLike, data: np.ndarray, spacing: Sequence[float]) -> Path:
-    """Write ``data`` with :func:`lps_affine` (qform and sform, code 1 "scanner"), mm units, descrip "phantom".
+def write_nifti(path: str | os.PathLike, data: np.ndarray, spacing: Sequence[float], *,
+                descrip: str = PHANTOM_DESCRIP) -> Path:
+    """Write ``data`` with :func:`lps_affine` (qform and sform, code 1 "scanner"), mm units, ``descrip`` (ASCII).
 
     The file appears atomically (temporary file then rename) and gzip output is byte-deterministic (nibabel writes
     gzip with mtime 0), so a seed always gives the same bytes.
@@ -65,7 +66,7 @@ def write_nifti(path: str | os.PathLike, data: np.ndarray, spacing: Sequence[flo
     img.set_sform(affine, code=1)
     hdr = img.header
     hdr.set_xyzt_units("mm", "sec")
-    hdr["descrip"] = PHANTOM_DESCRIP.encode("ascii")
+    hdr["descrip"] = descrip.encode("ascii")
     if data.ndim == 4:
         zooms = list(hdr.get_zooms())
         zooms[3] = 1.0
