@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.tasks import TARGET_SPACING
+
 __all__ = [
     "SOURCES",
     "GRID_SPACING",
@@ -51,8 +53,8 @@ __all__ = [
 
 #: the pyradiomics sample patients whose CT and tumour are used
 SOURCES = ("lung1", "lung2")
-#: isotropic voxel size (mm) of the cases (the sources are resampled to it once)
-GRID_SPACING = 2.0
+#: isotropic voxel size (mm) of the cases: the spacing the bundles train at (the sources are resampled to it once)
+GRID_SPACING = TARGET_SPACING
 #: default crop size (x, y, z) in voxels of GRID_SPACING mm: 192 x 192 x 128 mm, about one lung and the mediastinum
 CROP_SHAPE = (96, 96, 64)
 #: range of the random isotropic scale applied to a transplanted tumour
