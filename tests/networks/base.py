@@ -14,24 +14,15 @@ import pytest
 import torch
 from torch import nn
 
-from satgate_monai.networks.blocks.skip_gates import SATGate, STGate
+from satgate_monai.networks.blocks.skip_gates import SATGate
+from satgate_monai.networks.factories import gate_class
 from satgate_monai.networks.fold import fold_gates
 from satgate_monai.networks.inspection import attention_maps, gate_modules, switched_off_fraction
-
-GATES = ("org", "at", "st", "sat")
+from tests.networks.gate_table import GATES, gate_cost
 
 
 def n_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-
-
-def gate_cost(gate: str, channels: int) -> tuple[int, int]:
-    """``(channels the gate transfers, the gate's own parameters)`` for a skip of ``channels`` channels.
-
-    sat: one map, w (C) + K (C) + bias (1); at: one map, K (C) + bias (1); st: C maps, w (C); org: C maps, nothing.
-    """
-    return {"org": (channels, 0), "at": (1, channels + 1), "st": (channels, channels),
-            "sat": (1, 2 * channels + 1)}[gate]
 
 
 def predicted_saving(gate: str, skips: list[tuple[int, int]]) -> int:
@@ -61,7 +52,7 @@ def set_selection(net: nn.Module, seed: int = 0) -> None:
     """Selection weights below 0, inside (0, 1) and above 1."""
     g = torch.Generator().manual_seed(seed)
     for m in net.modules():
-        if isinstance(m, (SATGate, STGate)):
+        if getattr(m, "has_selection", False):
             m.selection.weight.data = torch.rand(m.selection.weight.shape, generator=g) * 2.0 - 0.5
 
 
@@ -182,7 +173,7 @@ class NetworkChecks:
         org = n_params(self.build(dims, "org"))
         measured = org - n_params(self.build(dims, gate))
         assert measured == predicted_saving(gate, self.skip_costs(kwargs, dims))
-        if gate in ("sat", "at"):
+        if gate_class(gate).transfers_one_channel:
             assert measured > 0
 
     def test_parameter_saving_full_size(self):
@@ -210,7 +201,7 @@ class NetworkChecks:
         x = self.batch(dims, n=1)
         maps = attention_maps(net, x)
         names = {id(m): name for name, m in gate_modules(net).items()}
-        if gate in ("sat", "at"):
+        if gate_class(gate).produces_attention:
             for g, stride in zip(net.gates, self.gate_strides(self.kwargs(dims), dims)):
                 m = maps[names[id(g)]]
                 assert m.shape == (1, 1, *(s // stride for s in x.shape[2:]))
@@ -218,7 +209,7 @@ class NetworkChecks:
         else:
             assert not maps
         # switched-off share: the first half of every selection vector set to <= 0
-        selecting = [g for g in gate_modules(net).values() if isinstance(g, (SATGate, STGate))]
+        selecting = [g for g in gate_modules(net).values() if g.has_selection]
         if not selecting:
             assert math.isnan(switched_off_fraction(net))
             return

@@ -30,14 +30,7 @@ from satgate_monai.networks.inspection import (
     selection_weights,
 )
 from satgate_monai.networks.layers.trelu import trelu
-
-# the one table of what each gate can do: transfers_one_channel, has_selection, produces_attention, foldable
-CAPABILITIES = {
-    "org": (False, False, False, False),
-    "at": (True, False, True, False),
-    "st": (False, True, False, False),
-    "sat": (True, True, True, True),
-}
+from tests.networks.gate_table import CAPABILITIES
 
 
 def test_built_in_gates_declare_their_capabilities():
