@@ -168,8 +168,12 @@ def _companion(path: Path) -> Path | None:
     return p if p.is_file() else None
 
 
-def case_record(path: str | os.PathLike, is_dicom: bool) -> dict[str, Any]:
-    """The input of one case: files and digests (DICOM series: SeriesInstanceUID, count and one combined digest)."""
+def case_record(path: str | os.PathLike, is_dicom: bool, series_uid: str | None = None) -> dict[str, Any]:
+    """The input of one case: files and digests (DICOM series: SeriesInstanceUID, count and one combined digest).
+
+    ``series_uid``: the series the case was read from, when the reader chose one in a folder of several; otherwise
+    the first file's SeriesInstanceUID is recorded.
+    """
     p = Path(path)
     if is_dicom:
         from data_prep.readers import is_dicom_file
@@ -177,11 +181,12 @@ def case_record(path: str | os.PathLike, is_dicom: bool) -> dict[str, Any]:
         files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and is_dicom_file(f))
         pairs = [(str(f.relative_to(p)) if p.is_dir() else f.name, file_sha256(f)) for f in files]
         digest = hashlib.sha256("\n".join(f"{n} {h}" for n, h in pairs).encode()).hexdigest()
-        uid = None
+        uid = series_uid
         try:
-            import pydicom
+            if uid is None:
+                import pydicom
 
-            uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).get("SeriesInstanceUID", "")) or None
+                uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).get("SeriesInstanceUID", "")) or None
         except Exception:  # the case itself reports unreadable files
             logger.debug("no SeriesInstanceUID from %s", files[:1], exc_info=True)
         return {"input": str(p), "series_uid": uid, "n_files": len(files), "digest": digest,

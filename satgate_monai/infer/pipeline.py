@@ -363,11 +363,9 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
         report_file.add(r)
         if r.status != "skipped" or case.name not in runlog.cases:
             try:
-                info = case_record(case.path, case.is_dicom)
+                info = case_record(case.path, case.is_dicom, series_uid=r.extra.get("series"))
             except OSError as e:
                 info = {"input": str(case.path), "digest_error": f"{type(e).__name__}: {e}"}
-            if r.extra.get("series"):  # a study: the series actually read, not the first file's
-                info["series_uid"] = r.extra["series"]
             runlog.add(case.name, {**info, "status": r.status, "outputs": r.outputs, "error": r.error})
         bar.update(1)
 
