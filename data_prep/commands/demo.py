@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -67,29 +66,25 @@ def run(args: argparse.Namespace) -> int:
     from data_prep.phantoms import write_phantom_dataset
 
     kwargs: dict = {"workers": args.workers, "overwrite": args.overwrite}
-    try:
-        if get_task(args.task).spatial_dims == 2:
-            if args.spacing is not None:
-                raise ValueError(f"--spacing does not apply to --task {args.task} (2D images)")
-            if args.shape is not None:
-                if len(args.shape) != 2:
-                    raise ValueError(f"--shape for {args.task} is H W, got {args.shape}")
-                kwargs["size"] = tuple(args.shape)
-        else:
-            kwargs["test_cases"] = args.test_cases
-            if args.shape is not None:
-                if len(args.shape) != 3:
-                    raise ValueError(f"--shape for {args.task} is X Y Z, got {args.shape}")
-                kwargs["shape"] = tuple(args.shape)
-            if args.spacing is not None:
-                if min(args.spacing) <= 0:
-                    raise ValueError(f"--spacing must be positive, got {args.spacing}")
-                kwargs["spacing"] = tuple(args.spacing)
-        t0 = time.perf_counter()
-        path = write_phantom_dataset(args.task, args.out, args.cases, args.seed, **kwargs)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if get_task(args.task).spatial_dims == 2:
+        if args.spacing is not None:
+            raise ValueError(f"--spacing does not apply to --task {args.task} (2D images)")
+        if args.shape is not None:
+            if len(args.shape) != 2:
+                raise ValueError(f"--shape for {args.task} is H W, got {args.shape}")
+            kwargs["size"] = tuple(args.shape)
+    else:
+        kwargs["test_cases"] = args.test_cases
+        if args.shape is not None:
+            if len(args.shape) != 3:
+                raise ValueError(f"--shape for {args.task} is X Y Z, got {args.shape}")
+            kwargs["shape"] = tuple(args.shape)
+        if args.spacing is not None:
+            if min(args.spacing) <= 0:
+                raise ValueError(f"--spacing must be positive, got {args.spacing}")
+            kwargs["spacing"] = tuple(args.spacing)
+    t0 = time.perf_counter()
+    path = write_phantom_dataset(args.task, args.out, args.cases, args.seed, **kwargs)
     print(f"wrote the {args.task} phantom dataset to {path} in {time.perf_counter() - t0:.1f} s "
           "(synthetic phantom, not patient data)")
     return 0

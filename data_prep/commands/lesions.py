@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -44,25 +43,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the cases; bad arguments or missing samples raise (``python -m data_prep`` reports them in one line)."""
+    from data_prep.atomic import check_output_not_inside_input
     from data_prep.phantoms.lesion_dataset import write_lung_lesions
     from data_prep.phantoms.lung_lesions import CROP_SHAPE
 
     if not args.samples.is_dir():
-        print(f"error: samples folder {args.samples} does not exist (fetch it with `python -m data_prep samples "
-              f"--out {args.samples}`)", file=sys.stderr)
-        return 2
-    if args.out.resolve() == args.samples.resolve() or args.samples.resolve() in args.out.resolve().parents:
-        print(f"error: --out {args.out} is inside --samples {args.samples}: the samples are never written to",
-              file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"samples folder {args.samples} does not exist (fetch it with `python -m data_prep "
+                                f"samples --out {args.samples}`)")
+    check_output_not_inside_input(args.out, [args.samples])  # the samples are never written to
     t0 = time.perf_counter()
-    try:
-        path = write_lung_lesions(args.samples, args.out, args.cases, args.seed,
-                                  crop_shape=tuple(args.crop) if args.crop else CROP_SHAPE,
-                                  lesions=tuple(args.lesions))
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    path = write_lung_lesions(args.samples, args.out, args.cases, args.seed,
+                              crop_shape=tuple(args.crop) if args.crop else CROP_SHAPE, lesions=tuple(args.lesions))
     print(f"wrote {args.cases} semi-real lung lesion case(s) to {path} in {time.perf_counter() - t0:.1f} s "
           "(real CT and tumour tissue, synthetic placement)")
     return 0
