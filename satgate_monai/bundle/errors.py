@@ -30,8 +30,6 @@ USER_ERROR_NAMES = ("InputError", "CheckpointError", "DatasetNotFoundError")
 _previous_hook = sys.excepthook
 _LIMIT = MAX_ERROR_CHARS - len("error: ")
 _IN_TEXT = re.compile(r"^(?:[\w.]+\.)?(" + "|".join(USER_ERROR_NAMES) + r"): (.+)$", re.MULTILINE)
-_previous_hook = sys.excepthook
-_LIMIT = MAX_ERROR_CHARS - len("error: ")
 
 
 def _is_user_error(exc: BaseException) -> bool:

@@ -92,11 +92,6 @@ def _per_seed_means(cells: Sequence[dict], field: str) -> list[float]:
     return out
 
 
-def _mean_or_none(values: Sequence[float]) -> float | None:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(vals)) if vals else None
-
-
 def summarize_variants(cells: Sequence[dict]) -> list[dict]:
     """One row per variant: Dice/FPR/FNR mean ± std over cases (seed-averaged), seed std, params, skip channels.
 

@@ -289,7 +289,8 @@ def torch_threads() -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from satgate_monai.experiments.bundle_task import BundleTask
-    from satgate_monai.experiments.runner import run_cells, write_outputs
+    from satgate_monai.experiments.executors import run_cells
+    from satgate_monai.experiments.runner import write_outputs
 
     networks = parse_list(args.networks, NETWORKS, "network")
     from satgate_monai.experiments.threads import apply_threads, plan_threads

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["build_network", "count_params", "measure_step", "time_steps"]
+__all__ = ["build_network", "count_params", "time_steps"]
 
 
 def build_network(network_def: dict[str, Any]) -> torch.nn.Module:
@@ -65,10 +65,3 @@ def time_steps(net: torch.nn.Module, input_shape: tuple[int, ...], device: str =
             if i:
                 forwards.append(time.perf_counter() - t)
     return steps, forwards
-
-
-def measure_step(net: torch.nn.Module, input_shape: tuple[int, ...], device: str = "cpu",
-                 repeats: int = 1) -> tuple[float, float]:
-    """The fastest of :func:`time_steps`: ``(training step seconds, single-sample forward seconds)``."""
-    steps, forwards = time_steps(net, input_shape, device, repeats)
-    return min(steps), min(forwards)

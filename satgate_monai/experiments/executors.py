@@ -28,7 +28,7 @@ from typing import Any
 from satgate_monai.experiments.grid import Cell
 from satgate_monai.experiments.runner import figure_seeds, pending_cells, run_cell
 
-__all__ = ["CellsFailed", "SerialExecutor", "LocalExecutor", "RayExecutor"]
+__all__ = ["CellsFailed", "SerialExecutor", "LocalExecutor", "RayExecutor", "run_cells"]
 
 logger = logging.getLogger(__name__)
 
@@ -263,3 +263,23 @@ class RayExecutor(_ParallelExecutor):
         finally:
             if owned:
                 ray.shutdown()
+
+
+def run_cells(task: Any, cells: Sequence[Cell], out_dir: Path, rerun_stale: bool = False, progress: bool = True,
+              on_cell: Callable[[dict], None] | None = None, executor: Any | None = None) -> list[dict]:
+    """Train and evaluate every cell not already done; returns the cell records in grid order.
+
+    Args:
+        task: a :class:`~satgate_monai.experiments.bundle_task.BundleTask` (``settings()``, ``train()``,
+            ``evaluate()``).
+        cells: the grid.
+        out_dir: the run folder; cells live in ``out_dir/cells``.
+        rerun_stale: retrain finished cells whose settings changed instead of refusing.
+        progress: show a tqdm bar over the grid.
+        on_cell: called with every finished record (e.g. to rewrite the report as the grid advances).
+        executor: where the cells run (one of this module's executors); default: one after another
+            in this process.
+    """
+    executor = executor if executor is not None else SerialExecutor()
+    return executor.run(task, list(cells), Path(out_dir), rerun_stale=rerun_stale, progress=progress,
+                        on_cell=on_cell)

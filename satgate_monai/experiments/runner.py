@@ -21,7 +21,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from satgate_monai.experiments.grid import Cell, fingerprint
 from satgate_monai.experiments.io import atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
-    "SCHEMA", "cell_fingerprint", "figure_seeds", "pending_cells", "run_cell", "run_cells", "write_outputs",
+    "SCHEMA", "cell_fingerprint", "figure_seeds", "pending_cells", "run_cell", "write_outputs",
     "estimate_seconds",
 ]
 
@@ -116,28 +116,6 @@ def run_cell(task: Any, cell: Cell, out_dir: Path, keep_figure_data: bool, rerun
     atomic_write_json(cell_dir / "cell.json", record)
     logger.info("cell %s done: %.1f s train, %.1f s eval", cell.key, record["train_seconds"], record["eval_seconds"])
     return record
-
-
-def run_cells(task: Any, cells: Sequence[Cell], out_dir: Path, rerun_stale: bool = False, progress: bool = True,
-              on_cell: Callable[[dict], None] | None = None, executor: Any | None = None) -> list[dict]:
-    """Train and evaluate every cell not already done; returns the cell records in grid order.
-
-    Args:
-        task: a :class:`~satgate_monai.experiments.bundle_task.BundleTask` (``settings()``, ``train()``,
-            ``evaluate()``).
-        cells: the grid.
-        out_dir: the run folder; cells live in ``out_dir/cells``.
-        rerun_stale: retrain finished cells whose settings changed instead of refusing.
-        progress: show a tqdm bar over the grid.
-        on_cell: called with every finished record (e.g. to rewrite the report as the grid advances).
-        executor: where the cells run (:mod:`~satgate_monai.experiments.executors`); default: one after another
-            in this process.
-    """
-    from satgate_monai.experiments.executors import SerialExecutor
-
-    executor = executor if executor is not None else SerialExecutor()
-    return executor.run(task, list(cells), Path(out_dir), rerun_stale=rerun_stale, progress=progress,
-                        on_cell=on_cell)
 
 
 def _environment() -> dict[str, str]:
