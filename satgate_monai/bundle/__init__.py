@@ -7,7 +7,8 @@
 * :mod:`~satgate_monai.bundle.resume`: resume training from the last completed epoch;
 * :mod:`~satgate_monai.bundle.evaluation`: per-case CSV and the paper's Table 1 summary;
 * :mod:`~satgate_monai.bundle.transforms`: ``ValidateImaged``, data_prep's input validation as a loading step;
-* :mod:`~satgate_monai.bundle.errors`: one-line errors for ``python -m monai.bundle run`` (installed on import).
+* :mod:`~satgate_monai.bundle.errors`: one-line errors for ``python -m monai.bundle run`` (installed by
+  :mod:`~satgate_monai.bundle.entry`, which only the bundle configs import; importing this package installs nothing).
 * :mod:`~satgate_monai.bundle.deep_supervision`: the training ids of a network with deep-supervision outputs.
 * :mod:`~satgate_monai.bundle.crossval`: per-fold and pooled cross-validation summaries;
 * :mod:`~satgate_monai.bundle.postprocess`: keep-largest-component / fill-holes chosen on validation data;
@@ -23,7 +24,6 @@ from satgate_monai.bundle.crossval import write_crossval
 from satgate_monai.bundle.data import DatasetNotFoundError, load_datalist, require_data, require_file
 from satgate_monai.bundle.deep_supervision import DEEP_SUPERVISION_OVERRIDES, first_output
 from satgate_monai.bundle.distributed import finish_distributed
-from satgate_monai.bundle.errors import install_excepthook
 from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, summarise
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
 from satgate_monai.bundle.metrics import case_metrics, confusion_counts
@@ -31,8 +31,6 @@ from satgate_monai.bundle.postprocess import PostprocessingSelector, read_choice
 from satgate_monai.bundle.provenance import write_bundle_run
 from satgate_monai.bundle.resume import ResumeHandler, unwrap
 from satgate_monai.bundle.transforms import ValidateImaged, ValidatingReader, declared_labels
-
-install_excepthook()
 
 __all__ = [
     "AttentionImageHandler",

@@ -2,9 +2,9 @@
 
 MONAI's runner lets every exception escape, so Python prints a traceback, and MONAI wraps the real cause into
 ``RuntimeError: applying transform ...`` or a config-evaluation error, so the line a user needs comes only after
-several screens. Importing :mod:`satgate_monai.bundle` (every bundle config does) installs :func:`excepthook`: when the
-uncaught exception is, or was caused by, one of the project's own user errors (:data:`USER_ERROR_NAMES`: an invalid
-input, a refused checkpoint, a missing dataset or file), it prints exactly that error's message on one line
+several screens. Importing :mod:`satgate_monai.bundle.entry` (every bundle config does) installs :func:`excepthook`:
+when the uncaught exception is, or was caused by, one of the project's own user errors (:data:`USER_ERROR_NAMES`: an
+invalid input, a refused checkpoint, a missing dataset or file), it prints exactly that error's message on one line
 (``error: <file>: <fault>``, at most 300 characters; a missing dataset adds the commands that create it on the
 following lines); the exit status stays 1 (Python's for an uncaught exception).
 Any other exception keeps Python's full traceback, and so does every exception when ``SATGATE_TRACEBACK=1`` is set
