@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from data_prep.atomic import atomic_write
+from satgate_monai.bundle.checkpoint import read_checkpoint
 
 __all__ = ["ResumeHandler", "unwrap"]
 
@@ -47,7 +48,9 @@ class ResumeHandler:
         resume: whether to resume at all. Defaults to True.
 
     The checkpoint holds ``{"model", "optimizer", "trainer", "evaluator", "best_saver", "epoch", "completed"}``;
-    it loads with ``torch.load(..., weights_only=True)``. Only rank 0 writes it; every rank loads it.
+    it loads with
+    :func:`~satgate_monai.bundle.checkpoint.read_checkpoint` (``weights_only=True``). Only rank 0 writes it; every
+    rank loads it.
     Random augmentation streams are not restored: a resumed run continues with the same weights, optimizer state
     and epoch count, not with bit-identical random crops.
     """
@@ -117,7 +120,7 @@ class ResumeHandler:
         self.resumed_epoch = None
         if not self.resume or not self.path.is_file():
             return
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(self.path)
         if state.get("completed", False):
             logger.info("%s is from a finished training (epoch %s): starting a new training.", self.path,
                         state.get("epoch"))

@@ -41,11 +41,11 @@ def _cells(run: Path, gate: str, network: str) -> dict[int, dict]:
 
 
 def _network(record: dict) -> torch.nn.Module:
+    from satgate_monai.bundle.checkpoint import load_weights
     from satgate_monai.experiments.cost import build_network
 
     net = build_network(record["network_def"])
-    net.load_state_dict(torch.load(record["_dir"] / "models" / "model.pt", map_location="cpu", weights_only=True))
-    return net.eval()
+    return load_weights(net, record["_dir"] / "models" / "model.pt").eval()
 
 
 def _finest_maps(net: torch.nn.Module, images: Sequence[torch.Tensor]) -> list[np.ndarray]:

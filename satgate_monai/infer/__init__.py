@@ -3,13 +3,14 @@
 ``python -m satgate_monai.infer --bundle DIR --input PATH --out DIR`` runs a bundle's own inference config on every
 case and writes ``<case>_seg.nii.gz`` on exactly the source grid, a DICOM-SEG for DICOM input, optional attention maps
 and ``report.csv``. Modules: :mod:`~satgate_monai.infer.cases` (discovery, safe names),
-:mod:`~satgate_monai.infer.checkpoint` (safe loading), :mod:`~satgate_monai.infer.bundle` (the bundle's pipeline),
+:mod:`~satgate_monai.infer.bundle` (the bundle's pipeline),
 :mod:`~satgate_monai.infer.geometry` (return to the source grid), :mod:`~satgate_monai.infer.nifti`,
-:mod:`~satgate_monai.infer.dicomseg`, :mod:`~satgate_monai.infer.report`, :mod:`~satgate_monai.infer.ensemble`
-(checkpoint ensembles, test-time mirroring), :mod:`~satgate_monai.infer.probabilities` (``--save-probabilities``),
-:mod:`~satgate_monai.infer.statistics` (per-label statistics), :mod:`~satgate_monai.infer.pipeline` (the batch
-loop), :mod:`~satgate_monai.infer.dicomweb` (a study from a DICOMweb server, the SEG back),
-:mod:`~satgate_monai.infer.cli`; ``run.json`` comes from :mod:`~satgate_monai.bundle.provenance`. Heavy modules are
+:mod:`~satgate_monai.infer.dicomseg`, :mod:`~satgate_monai.infer.report`, :mod:`~satgate_monai.infer.probabilities`
+(``--save-probabilities``), :mod:`~satgate_monai.infer.statistics` (per-label statistics),
+:mod:`~satgate_monai.infer.pipeline` (the batch loop), :mod:`~satgate_monai.infer.dicomweb` (a study from a DICOMweb
+server, the SEG back), :mod:`~satgate_monai.infer.cli`; ``run.json`` comes from
+:mod:`~satgate_monai.bundle.provenance`, checkpoints are read by :mod:`~satgate_monai.bundle.checkpoint` and ensembles
+run by :mod:`~satgate_monai.bundle.ensemble` (the bundle layer, which the bundle configs call too). Heavy modules are
 imported lazily.
 """
 
@@ -28,7 +29,7 @@ def __getattr__(name: str):
 
         return getattr(pipeline, name)
     if name in ("load_state_dict", "CheckpointError"):
-        from satgate_monai.infer import checkpoint
+        from satgate_monai.bundle import checkpoint
 
         return getattr(checkpoint, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,9 +43,9 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirst, LoadImage, LoadImaged
 from torch import nn
 
+from satgate_monai.bundle.checkpoint import load_weights
+from satgate_monai.bundle.ensemble import EnsembleInferer, ensemble_from_config
 from satgate_monai.bundle.transforms import ValidateImaged
-from satgate_monai.infer.checkpoint import load_weights
-from satgate_monai.infer.ensemble import EnsembleInferer, ensemble_from_config
 from satgate_monai.infer.geometry import array_to_sitk, image_to_metatensor
 from satgate_monai.infer.postprocessing import network_space_postprocessing, to_label_map
 from satgate_monai.infer.probabilities import label_steps, probability_images, run_postprocessing
@@ -180,7 +180,7 @@ class BundleRunner:
         bundle_dir: the bundle folder (``configs/inference.json``, ``configs/metadata.json``, ``models/model.pt``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`torch.device`.
         ckpt: checkpoint file, or several (an ensemble averaging their softmax probabilities, see
-            :mod:`~satgate_monai.infer.ensemble`); defaults to the config's ``checkpoints`` or
+            :mod:`~satgate_monai.bundle.ensemble`); defaults to the config's ``checkpoints`` or
             ``<bundle>/models/model.pt``. Loaded with ``weights_only=True``.
         mirror_axes: test-time mirroring axes (``[]`` off); ``None`` keeps the config's ``mirror_axes``.
         overlap: sliding-window overlap in ``[0, 1)``; ``None`` keeps the bundle's value.

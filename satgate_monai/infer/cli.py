@@ -74,7 +74,7 @@ def parse_mirror_axes(value: str | None) -> list[int] | None:
     Raises:
         ValueError: anything else.
     """
-    from satgate_monai.infer.ensemble import check_mirror_axes
+    from satgate_monai.bundle.ensemble import check_mirror_axes
 
     if value is None:
         return None

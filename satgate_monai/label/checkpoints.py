@@ -6,7 +6,8 @@ MONAI Label 0.8.5 lists every ``*.pt`` file sorted by name length and serves the
 it exists. Here ``model.pt`` is the default, the list holds only files whose weights fit the bundle's network, and a
 request may name one of them (``model_filename``) explicitly; anything else is refused with the reason.
 
-Standard library and torch only (no MONAI Label import), so it is tested in the project's environment.
+Checkpoints are read by the project's one loader (:mod:`satgate_monai.bundle.checkpoint`: ``weights_only``, NaN
+refused, one-line mismatch); no MONAI Label import, so it is tested in the project's environment.
 """
 
 from __future__ import annotations
@@ -16,23 +17,19 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from satgate_monai.bundle.checkpoint import CheckpointError, load_state_dict, mismatch
+
 __all__ = [
     "DEFAULT_CHECKPOINT",
     "CheckpointError",
     "choose_checkpoint",
     "file_signature",
-    "fits",
-    "load_weights",
     "servable_checkpoints",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "model.pt"
-
-
-class CheckpointError(ValueError):
-    """A requested checkpoint cannot be served; the message names the file and the served choices."""
 
 
 def file_signature(path: str | os.PathLike) -> tuple[int, int, int] | None:
@@ -44,51 +41,19 @@ def file_signature(path: str | os.PathLike) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def load_weights(path: str | os.PathLike, key: str = "model") -> dict[str, Any]:
-    """The state dict in a checkpoint: a bare state dict, or the one under ``key`` (``last.pt`` holds several).
-
-    Raises:
-        CheckpointError: unreadable, or no state dict in it.
-    """
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(e).__name__}: {e})") from None
-    if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
-        state = state[key]
-    if not isinstance(state, Mapping) or not state:
-        raise CheckpointError(f"{path}: holds no state dict (nor one under {key!r})")
-    return dict(state)
-
-
-def fits(state: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
-    """Why ``state`` does not fit a network whose ``state_dict()`` is ``reference`` ('' when it fits exactly)."""
-    missing = sorted(set(reference) - set(state))
-    extra = sorted(set(state) - set(reference))
-    if missing or extra:
-        return f"{len(missing)} missing and {len(extra)} unexpected weights (e.g. {(missing + extra)[:2]})"
-    for k, v in reference.items():
-        if tuple(getattr(state[k], "shape", ())) != tuple(getattr(v, "shape", ())):
-            return f"weight {k!r} has shape {tuple(state[k].shape)}, the network needs {tuple(v.shape)}"
-    return ""
-
-
-def servable_checkpoints(models_dir: str | os.PathLike, reference: Mapping[str, Any], key: str = "model") -> list[str]:
+def servable_checkpoints(models_dir: str | os.PathLike, reference: Mapping[str, Any]) -> list[str]:
     """The ``*.pt`` files of ``models_dir`` whose weights fit the network, ``model.pt`` first, the others by name.
 
     Args:
         models_dir: the bundle's ``models`` folder.
         reference: the network's ``state_dict()`` (names and shapes are compared).
-        key: where a checkpoint holding several objects keeps the weights.
     """
     names = sorted(n for n in os.listdir(models_dir) if n.endswith(".pt") and not n.startswith("."))
     names.sort(key=lambda n: n != DEFAULT_CHECKPOINT)
     served = []
     for name in names:
         try:
-            fault = fits(load_weights(os.path.join(models_dir, name), key), reference)
+            fault = mismatch(load_state_dict(os.path.join(models_dir, name)), reference)
         except CheckpointError as e:
             fault = str(e)
         if fault:

@@ -151,19 +151,12 @@ def check_bundle(path: str) -> dict[str, Any]:
 
 
 def _check_weights(net: Any, weights: str) -> list[str]:
-    import torch
+    from satgate_monai.bundle.checkpoint import CheckpointError, load_weights
 
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as e:
-        return [f"{weights} cannot be read: {type(e).__name__}: {e}"]
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    try:
-        net.load_state_dict(state, strict=True)
-    except Exception as e:
-        first = str(e).splitlines()
-        return [f"{weights} does not fit the network: {type(e).__name__}: {' '.join(first[:3])}"]
+        load_weights(net, weights)
+    except CheckpointError as e:
+        return [str(e)]
     return []
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from monai.inferers import SlidingWindowInferer
 
-from satgate_monai.infer.checkpoint import CheckpointError
-from satgate_monai.infer.ensemble import EnsembleInferer, mirror_subsets
+from satgate_monai.bundle.checkpoint import CheckpointError
+from satgate_monai.bundle.ensemble import EnsembleInferer, mirror_subsets
 from satgate_monai.networks.nets import SATUNet
 
 

@@ -10,9 +10,9 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from satgate_monai.bundle.checkpoint import CheckpointError, load_state_dict, load_weights
 from satgate_monai.infer.bundle import resolve_device, to_label_map
 from satgate_monai.infer.cases import safe_output_path, sanitize_name
-from satgate_monai.infer.checkpoint import CheckpointError, load_state_dict, load_weights
 from satgate_monai.infer.cli import parse_overrides
 from satgate_monai.infer.geometry import affine_to_sitk_geometry, array_to_sitk, resample_to_source, sitk_affine
 from satgate_monai.infer.report import CaseReport, label_volumes_ml, read_rows, write_report

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from satgate_monai.label.checkpoints import CheckpointError, choose_checkpoint, file_signature, servable_checkpoints
+from satgate_monai.bundle.checkpoint import CheckpointError
+from satgate_monai.label.checkpoints import choose_checkpoint, file_signature, servable_checkpoints
 
 
 @pytest.fixture

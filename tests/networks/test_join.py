@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from satgate_monai.infer.checkpoint import load_weights
+from satgate_monai.bundle.checkpoint import load_weights
 from satgate_monai.networks.blocks import join
 from satgate_monai.networks.blocks.conv_config import ConvConfig
 from satgate_monai.networks.blocks.join import JoinConvolution

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from satgate_monai.infer.checkpoint import load_weights
+from satgate_monai.bundle.checkpoint import load_weights
 from satgate_monai.networks.blocks import vnet_blocks
 from satgate_monai.networks.blocks.vnet_blocks import JoinResidualStage, ResidualStage
 from satgate_monai.networks.nets import SATVNet

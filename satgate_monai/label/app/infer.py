@@ -36,13 +36,8 @@ import numpy as np
 import torch
 from monailabel.tasks.infer.bundle import BundleInferTask
 
-from satgate_monai.label.checkpoints import (
-    CheckpointError,
-    choose_checkpoint,
-    file_signature,
-    load_weights,
-    servable_checkpoints,
-)
+from satgate_monai.bundle.checkpoint import CheckpointError, load_weights
+from satgate_monai.label.checkpoints import choose_checkpoint, file_signature, servable_checkpoints
 
 __all__ = ["CheckpointError", "DropChanneld", "SATBundleInferTask", "hidden_string_keys"]
 
@@ -106,7 +101,7 @@ class SATBundleInferTask(BundleInferTask):
         names = sorted(n for n in os.listdir(self.models_dir) if n.endswith(".pt"))
         key = tuple((n, file_signature(os.path.join(self.models_dir, n))) for n in names)
         if key != self._offered[0]:
-            offered = servable_checkpoints(self.models_dir, self.network.state_dict(), self.model_state_dict)
+            offered = servable_checkpoints(self.models_dir, self.network.state_dict())
             self._offered = (key, offered)
             self._config["model_filename"] = list(self._offered[1])
         return list(self._offered[1])
@@ -135,7 +130,7 @@ class SATBundleInferTask(BundleInferTask):
             return cached[0]
         logger.info("serving %s on %s", path, device)
         network = copy.deepcopy(self.network).to(torch.device(device))
-        network.load_state_dict(load_weights(path, self.model_state_dict), strict=True)
+        load_weights(network, path)
         network.train() if self.train_mode else network.eval()
         self._served_networks[key] = (network, signature)
         return network

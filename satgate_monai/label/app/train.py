@@ -50,12 +50,12 @@ class TrainingDataError(ValueError):
 def _training_stats(last: str, best: str) -> dict[str, Any]:
     import time
 
-    import torch
+    from satgate_monai.bundle.checkpoint import read_checkpoint
 
     stats: dict[str, Any] = {}
     if os.path.isfile(last):
         try:
-            state = torch.load(last, map_location="cpu", weights_only=True)
+            state = read_checkpoint(last)
             evaluator = state.get("evaluator") or {}
             stats.update(
                 epoch=int(state.get("epoch", 0)),

@@ -29,7 +29,7 @@ import torch
 from monai.inferers import Inferer
 from torch import nn
 
-from satgate_monai.infer.checkpoint import CheckpointError, load_state_dict
+from satgate_monai.bundle.checkpoint import CheckpointError, load_state_dict
 
 __all__ = ["EnsembleInferer", "check_mirror_axes", "ensemble_from_config", "mirror_subsets"]
 
