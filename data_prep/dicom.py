@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,10 +277,16 @@ def _validate(frames: list[_Frame], where: str, headers: dict[Path, object]) -> 
     return frames, direction, float((d[-1] - d[0]) / (len(d) - 1))
 
 
-def _pixels(frames: list[_Frame], where: str) -> np.ndarray:
-    """Read and stack the frames' stored values, applying RescaleSlope/Intercept per frame."""
-    import pydicom
+def _pixels(frames: list[_Frame], where: str, headers: Mapping[Path, object], keep: set[Path]) -> np.ndarray:
+    """Stack the frames' stored values from the datasets of the one parse, applying RescaleSlope/Intercept per frame.
 
+    Args:
+        frames: the validated frames, in stacking order.
+        where: the folder named in errors.
+        headers: the parsed dataset of every file (:func:`data_prep.dicom_series.scan_series`).
+        keep: the files whose datasets are the caller's (left as they are); the pixel data of those parsed here are
+            released once decoded (their headers travel on).
+    """
     by_file: dict[Path, list[int]] = defaultdict(list)
     for i, f in enumerate(frames):
         by_file[f.file].append(i)
@@ -290,20 +296,21 @@ def _pixels(frames: list[_Frame], where: str) -> np.ndarray:
     raw: list[np.ndarray | None] = [None] * len(frames)
     already_rescaled = np.zeros(len(frames), bool)
     for path, idx in by_file.items():
+        ds = headers[path]
         try:
-            ds = pydicom.dcmread(str(path), force=True)
+            data = ds.PixelData if "PixelData" in ds else None  # a deferred value is fetched here
         except Exception as e:
             raise DicomSeriesError(f"DICOM folder {where}: unreadable or truncated file {path}: {e}") from None
-        if "PixelData" not in ds:
+        if data is None:
             raise DicomSeriesError(f"DICOM folder {where}: file {path} has no pixel data (truncated?)")
         nframes = int(getattr(ds, "NumberOfFrames", 1) or 1)
         ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
         if ts in _UNCOMPRESSED:
             bits = int(getattr(ds, "BitsAllocated", 16) or 16)
             expected = int(ds.Rows) * int(ds.Columns) * nframes * max(bits, 8) // 8
-            if len(ds.PixelData) < expected:
+            if len(data) < expected:
                 raise DicomSeriesError(f"DICOM folder {where}: truncated file {path}: pixel data has "
-                                       f"{len(ds.PixelData)} bytes, {expected} expected")
+                                       f"{len(data)} bytes, {expected} expected")
         try:
             arr = ds.pixel_array
         except Exception as e:
@@ -322,6 +329,8 @@ def _pixels(frames: list[_Frame], where: str) -> np.ndarray:
         for i in idx:
             k = frames[i].frame or 0
             raw[i] = arr[k]
+        if path not in keep:
+            _release_pixels(ds)
     if already_rescaled.any():
         integer = False
     if integer:
@@ -342,10 +351,18 @@ def _pixels(frames: list[_Frame], where: str) -> np.ndarray:
     return vol
 
 
-def _read(files: Sequence[Path], where: str, series_uid: str | None,
-          rules: dict | None = None) -> tuple[sitk.Image, SeriesChoice, list]:
+def _release_pixels(ds) -> None:
+    """Drop a dataset's pixel data and decoded array (the headers stay for the DICOM-SEG writer)."""
+    if "PixelData" in ds:
+        del ds.PixelData
+    if getattr(ds, "_pixel_array", None) is not None:
+        ds._pixel_array = None
+
+
+def _read(files: Sequence[Path], where: str, series_uid: str | None, rules: dict | None = None,
+          parsed: Mapping[Path, object] | None = None) -> tuple[sitk.Image, SeriesChoice, list]:
     non_image: dict[str, SeriesInfo] = {}
-    series, headers = scan_series(files, where, non_image)
+    series, headers = scan_series(files, where, non_image, parsed)
     chosen, choice = choose_in(series, series_uid, where, rules, non_image)
     frames: list[_Frame] = []
     for f in chosen.files:
@@ -354,7 +371,8 @@ def _read(files: Sequence[Path], where: str, series_uid: str | None,
         except DicomSeriesError as e:
             raise DicomSeriesError(f"DICOM folder {where}: {e}") from None
     frames, direction, step = _validate(frames, where, headers)
-    vol = _pixels(frames, where)
+    given = {os.path.abspath(k) for k in parsed or ()}
+    vol = _pixels(frames, where, headers, {f for f in chosen.files if os.path.abspath(f) in given})
     image = sitk.GetImageFromArray(vol)
     image.SetOrigin(tuple(float(v) for v in frames[0].ipp))
     ps = frames[0].pixel_spacing
@@ -407,14 +425,23 @@ def read_dicom_files(
     return _read(paths, where, series_uid, rules)[0]
 
 
-def read_dicom_source(path: str | os.PathLike, series_uid: str | None = None,
-                      rules: dict | None = None) -> tuple[sitk.Image, SeriesChoice, list]:
+def read_dicom_source(path: str | os.PathLike, series_uid: str | None = None, rules: dict | None = None,
+                      parsed: Mapping[Path, object] | None = None) -> tuple[sitk.Image, SeriesChoice, list]:
     """:func:`read_dicom_study` for a folder, :func:`read_dicom_files` for one DICOM file, also returning the
     headers of the series read, so that a writer referencing that series (a DICOM-SEG) need not read them again.
 
+    Each file is parsed once, headers and pixels from the same parse (:mod:`data_prep.dicom_series`).
+
+    Args:
+        path: a DICOM folder (searched recursively) or one DICOM file.
+        series_uid: the SeriesInstanceUID to read, whatever the rules say.
+        rules: series selection rules (None: :mod:`data_prep.series_selection`'s default rules).
+        parsed: datasets the caller already parsed, by path (e.g. the MONAI Deploy SDK's, the header a case was
+            named from): used as they are, never read again; with every file given, nothing is read from disk.
+
     Returns:
-        ``(image, choice, headers)``: ``headers`` are the chosen series' pydicom datasets (read without pixel data,
-        localizers included, in file-name order).
+        ``(image, choice, headers)``: ``headers`` are the chosen series' pydicom datasets (their pixel data released
+        when parsed here, localizers included, in file-name order).
 
     Raises:
         DicomSeriesError: as :func:`read_dicom_study`.
@@ -428,4 +455,4 @@ def read_dicom_source(path: str | os.PathLike, series_uid: str | None = None,
         files = [p]
     else:
         raise DicomSeriesError(f"DICOM input {p}: not a folder or a file")
-    return _read(files, str(p), series_uid, rules)
+    return _read(files, str(p), series_uid, rules, parsed)

@@ -1,9 +1,13 @@
-"""DICOM headers of a folder: which files are images, how they group into series, and which series is read.
+"""DICOM files of a folder: which files are images, how they group into series, and which series is read.
 
-Headers only (pydicom, ``stop_before_pixels``): :func:`scan_series` groups image files by SeriesInstanceUID (non-image
-objects such as SR, SEG, RTDOSE, KO, PR are set aside, localizer-only series marked), :func:`choose_in` applies
+Each file is parsed once (:func:`read_dataset`: one ``pydicom.dcmread`` with the large values, the pixel data among
+them, deferred): :func:`scan_series` groups image files by SeriesInstanceUID (non-image objects such as SR, SEG,
+RTDOSE, KO, PR are set aside, localizer-only series marked), :func:`choose_in` applies
 :mod:`data_prep.series_selection`'s rules to them, :func:`list_series` and :func:`choose_series` are the public views.
-:mod:`data_prep.dicom` validates and stacks the chosen series.
+:mod:`data_prep.dicom` validates and stacks the chosen series from the same datasets: only the chosen series' pixel
+data are then fetched (pydicom reads the deferred element from its recorded offset; the file is not parsed again).
+A caller that already holds parsed datasets (the MONAI Deploy SDK's loader, a case named from its first header) passes
+them as ``parsed`` and those files are not read at all.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from data_prep.files import is_dicom_file
 from data_prep.series_selection import Candidate, SeriesChoice, SeriesSelectionError, select_series
 
 __all__ = [
+    "DEFER_SIZE",
     "DicomSeriesError",
     "NON_IMAGE_MODALITIES",
     "NON_IMAGE_SOP_CLASS_PREFIXES",
@@ -28,10 +33,15 @@ __all__ = [
     "dicom_files",
     "is_localizer",
     "list_series",
+    "read_dataset",
     "scan_series",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: values larger than this (bytes) are left in the file until used: the pixel data of a series that is not chosen are
+#: never loaded, those of the chosen one are fetched once when stacked
+DEFER_SIZE = 64 * 1024
 
 NON_IMAGE_MODALITIES = frozenset(
     {"SR", "SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "RTIMAGE", "KO", "PR", "DOC", "REG", "FID", "RWV",
@@ -76,10 +86,15 @@ class SeriesInfo:
                 f"{self.modality or '?'}, {len(self.files)} file(s){loc})")
 
 
-def _read_header(path: Path):
+def read_dataset(path: str | os.PathLike):
+    """The one parse of a DICOM file: its :class:`pydicom.Dataset`, values over :data:`DEFER_SIZE` bytes deferred.
+
+    Raises:
+        pydicom's and the OS's errors for an unreadable file (:func:`scan_series` names the file).
+    """
     import pydicom
 
-    return pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+    return pydicom.dcmread(str(path), force=True, defer_size=DEFER_SIZE)
 
 
 def _is_image(ds) -> tuple[bool, str]:
@@ -98,18 +113,30 @@ def is_localizer(image_type: Sequence[str]) -> bool:
     return any(str(t).upper() in ("LOCALIZER", "SCOUT") for t in image_type)
 
 
-def scan_series(files: Sequence[Path], where: str,
-          non_image: dict[str, SeriesInfo] | None = None) -> tuple[dict[str, SeriesInfo], dict[Path, object]]:
-    """Read headers; group image files by series. Non-DICOM and non-image files are skipped with a log line (and
-    grouped by series into ``non_image`` when given)."""
+def scan_series(files: Sequence[Path], where: str, non_image: dict[str, SeriesInfo] | None = None,
+                parsed: Mapping[Path, object] | None = None) -> tuple[dict[str, SeriesInfo], dict[Path, object]]:
+    """Parse every file once (:func:`read_dataset`); group image files by series. Non-DICOM and non-image files are
+    skipped with a log line (and grouped by series into ``non_image`` when given).
+
+    Args:
+        files: the files to scan.
+        where: the folder or study named in errors and log lines.
+        non_image: filled with the non-image objects by series, when given.
+        parsed: datasets the caller already holds, by path: used as they are, those files are not read.
+
+    Returns:
+        ``(series by SeriesInstanceUID, dataset by image file)``.
+    """
     import pydicom
 
     series: dict[str, SeriesInfo] = {}
     headers: dict[Path, object] = {}
     ignored: Counter = Counter()
+    parsed = {os.path.abspath(k): v for k, v in (parsed or {}).items()}
     for f in files:
         try:
-            ds = _read_header(f)
+            ds = parsed.get(os.path.abspath(f))
+            ds = read_dataset(f) if ds is None else ds
         except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError) as e:
             raise DicomSeriesError(f"DICOM folder {where}: unreadable or truncated file {f}: {e}") from None
         if "SOPClassUID" not in ds and "Modality" not in ds and "Rows" not in ds:
@@ -176,12 +203,15 @@ def choose_in(series: dict[str, SeriesInfo], series_uid: str | None, where: str,
 
 
 def choose_series(files: Sequence[str | os.PathLike], where: str, series_uid: str | None = None,
-                  rules: dict | None = None) -> SeriesChoice:
-    """The series :func:`read_dicom_study` would read among ``files`` (headers only, no pixel data).
+                  rules: dict | None = None, parsed: Mapping[Path, object] | None = None) -> SeriesChoice:
+    """The series :func:`read_dicom_study` would read among ``files`` (no pixel data loaded).
+
+    Args:
+        parsed: datasets the caller already holds, by path (:func:`scan_series`): those files are not read.
 
     Raises:
         DicomSeriesError: unreadable files, no image series, or a selection refused (naming ``where``).
     """
     non_image: dict[str, SeriesInfo] = {}
-    series, _ = scan_series([Path(f) for f in files], where, non_image)
+    series, _ = scan_series([Path(f) for f in files], where, non_image, parsed)
     return choose_in(series, series_uid, where, rules, non_image)[1]

@@ -12,9 +12,10 @@ import logging
 import os
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from data_prep.dicom_series import read_dataset
 from data_prep.readers import discover_cases, folder_has_dicom, is_dicom_file
 
 __all__ = ["Case", "NAME_SOURCES", "sanitize_name", "find_cases", "dicom_patient_name", "safe_output_path"]
@@ -35,12 +36,15 @@ class Case:
         path: the input file or DICOM series folder.
         is_dicom: True for DICOM input (a DICOM-SEG can be written).
         source_name: the name before sanitising (for the report).
+        parsed: DICOM datasets already parsed for this case, by file (the header a name was taken from; the MONAI
+            Deploy SDK's datasets): the reader uses them instead of reading those files again.
     """
 
     name: str
     path: Path
     is_dicom: bool
     source_name: str
+    parsed: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def sanitize_name(name: str, fallback: str = "case") -> str:
@@ -59,17 +63,22 @@ def _is_dicom_input(path: Path) -> bool:
     return (path.is_dir() and folder_has_dicom(path)) or (path.is_file() and is_dicom_file(path))
 
 
-def dicom_patient_name(path: str | os.PathLike) -> str | None:
-    """``<PatientID>_<SeriesNumber>`` from the first readable DICOM file of a series folder (or a DICOM file)."""
-    import pydicom
+def dicom_patient_name(path: str | os.PathLike, parsed: dict | None = None) -> str | None:
+    """``<PatientID>_<SeriesNumber>`` from the first readable DICOM file of a series folder (or a DICOM file).
 
+    Args:
+        path: the series folder or file.
+        parsed: filled with the datasets parsed here, by file, so that the case's reader does not parse them again.
+    """
     p = Path(path)
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if is_dicom_file(f))
     for f in files[:20]:
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except Exception:  # unreadable file: try the next one
+            ds = read_dataset(f)
+        except Exception:  # unreadable file: try the next one (the reader names it)
             continue
+        if parsed is not None:
+            parsed[f] = ds
         pid = str(ds.get("PatientID", "") or "").strip()
         if pid:
             series = ds.get("SeriesNumber", None)
@@ -96,8 +105,9 @@ def find_cases(path: str | os.PathLike, *, name_from: str = "path") -> list[Case
     for source_name, p in found.items():
         is_dicom = _is_dicom_input(Path(p))
         raw = source_name
+        parsed: dict = {}
         if name_from == "patient" and is_dicom:
-            raw = dicom_patient_name(p) or source_name
+            raw = dicom_patient_name(p, parsed) or source_name
         base = sanitize_name(raw)
         name, k = base, 2
         while name.lower() in used:
@@ -105,7 +115,7 @@ def find_cases(path: str | os.PathLike, *, name_from: str = "path") -> list[Case
         used.add(name.lower())
         if name != raw:
             logger.info("case %r is written as %r", raw, name)
-        cases.append(Case(name=name, path=Path(p), is_dicom=is_dicom, source_name=raw))
+        cases.append(Case(name=name, path=Path(p), is_dicom=is_dicom, source_name=raw, parsed=parsed))
     return cases
 
 

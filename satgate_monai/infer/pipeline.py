@@ -200,7 +200,8 @@ def _prepare(runner: BundleRunner, case: Case, out: Path, opts: InferenceOptions
         return state
     try:
         if case.is_dicom:  # a study: one series chosen by the rules, named in the report
-            image, choice, state.headers = read_dicom_source(case.path, opts.series_uid, opts.series_rules)
+            image, choice, state.headers = read_dicom_source(case.path, opts.series_uid, opts.series_rules,
+                                                             parsed=case.parsed)
             image, found = check_image(image, case.path, nonfinite=opts.nonfinite, spatial_dims=3, channels=1)
             state.notes.extend(found)
             if case.path.is_dir():
