@@ -3,9 +3,11 @@
 - :class:`StudySeriesSelectorOperator` is the SDK's ``DICOMSeriesSelectorOperator`` with its documented extension
   point, ``filter``, replaced by :mod:`data_prep.series_selection`: the same rules text (the bundle's
   ``series_selection``), plus what the SDK's own filter does not do: localizer-only series never qualify, a tie is
-  refused instead of taking the first series in load order, and the choice with its reasons is logged.
+  refused instead of taking the first series in load order, and the choice with its reasons is logged. It chooses
+  from the datasets the SDK's ``DICOMDataLoaderOperator`` parsed (each file's one parse): no file is read again.
 - :class:`SATSegmentationOperator` runs the chosen series through the project's own case pipeline
-  (:func:`satgate_monai.infer.pipeline.run_case`): data_prep's validated reader, the bundle's inference config, the
+  (:func:`satgate_monai.infer.pipeline.run_case`): data_prep's validated reader (stacking the chosen series from the
+  SDK's datasets, taken by its SeriesInstanceUID, not chosen again), the bundle's inference config, the
   label map returned to the source grid by one nearest-neighbour resampling, the DICOM-SEG written frame by frame
   against the source instances. It replaces the SDK's ``DICOMSeriesToVolumeOperator`` +
   ``MonaiBundleInferenceOperator`` + ``DICOMSegmentationWriterOperator`` chain, whose bundle operator needs a
@@ -29,8 +31,14 @@ __all__ = ["StudySeriesSelectorOperator", "SATSegmentationOperator"]
 logger = logging.getLogger(__name__)
 
 
-def _files(series) -> list[str]:
-    return [str(inst.get_native_sop_instance().filename) for inst in series.get_sop_instances()]
+def _datasets(series) -> dict[str, object]:
+    """The SDK's parsed datasets of ``series`` by file: the one parse of each file, reused by the selection and the
+    reader (no file is read again)."""
+    out = {}
+    for inst in series.get_sop_instances():
+        ds = inst.get_native_sop_instance()
+        out[str(ds.filename)] = ds
+    return out
 
 
 class StudySeriesSelectorOperator(DICOMSeriesSelectorOperator):
@@ -61,8 +69,9 @@ class StudySeriesSelectorOperator(DICOMSeriesSelectorOperator):
         out = []
         for study in dicom_study_list or []:
             by_uid = {str(s.SeriesInstanceUID): s for s in study.get_all_series()}
-            files = [f for s in by_uid.values() for f in _files(s)]
-            choice = choose_series(files, f"study {study.StudyInstanceUID}", self._series_uid, self._selection_rules)
+            parsed = {f: ds for s in by_uid.values() for f, ds in _datasets(s).items()}
+            choice = choose_series(list(parsed), f"study {study.StudyInstanceUID}", self._series_uid,
+                                   self._selection_rules, parsed=parsed)
             logger.info("study %s: %s", study.StudyInstanceUID, choice.summary())
             selected = StudySelectedSeries(study)
             selected.add_selected_series(SelectedSeries(choice.reason, by_uid[choice.chosen.uid], None))
@@ -111,8 +120,10 @@ class SATSegmentationOperator(Operator):
                              "input folder")
         series = selected[0].selected_series[0].series
         runner = BundleRunner(self.bundle_dir, device=self.device)
+        # the series chosen above (taken by its UID), stacked from the SDK's datasets: no file is parsed again
+        parsed = {f: ds for s in selected[0].study.get_all_series() for f, ds in _datasets(s).items()}
         case = Case(name=sanitize_name(self.input_folder.name), path=self.input_folder, is_dicom=True,
-                    source_name=self.input_folder.name)
+                    source_name=self.input_folder.name, parsed=parsed)
         opts = InferenceOptions(formats=("nifti", "dicomseg"), overwrite=True,
                                 series_uid=str(series.SeriesInstanceUID))
         self.output_folder.mkdir(parents=True, exist_ok=True)
