@@ -102,6 +102,45 @@ def _float_list(value, n: int, what: str, where: str) -> np.ndarray:
     return arr
 
 
+def _enhanced_frames(path: Path, ds, nframes: int, rows: int, cols: int, image_type: tuple[str, ...],
+                     for_uid: str) -> list[_Frame]:
+    """The frames of an enhanced multi-frame file, from its per-frame and shared functional groups."""
+    where = f"file {path}"
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared[0] if shared else None
+    per_frame = ds.PerFrameFunctionalGroupsSequence
+    if len(per_frame) != nframes:
+        raise DicomSeriesError(f"{where}: {len(per_frame)} per-frame functional groups for {nframes} frames")
+
+    def group(item, name):
+        for src in (item, shared):
+            if src is not None and name in src and len(src[name].value):
+                return src[name].value[0]
+        return None
+
+    frames = []
+    for k, item in enumerate(per_frame):
+        pos, ori, meas = (group(item, "PlanePositionSequence"), group(item, "PlaneOrientationSequence"),
+                          group(item, "PixelMeasuresSequence"))
+        if pos is None or ori is None or meas is None:
+            raise DicomSeriesError(f"{where}: frame {k + 1} lacks plane position, orientation or pixel measures "
+                                   "in its functional groups")
+        rescale = group(item, "PixelValueTransformationSequence")
+        ftype = group(item, "CTImageFrameTypeSequence") or group(item, "MRImageFrameTypeSequence")
+        ftype_v = tuple(str(t) for t in (getattr(ftype, "FrameType", ()) or ())) if ftype is not None else ()
+        frames.append(_Frame(
+            path, k,
+            _float_list(pos.ImagePositionPatient, 3, "ImagePositionPatient", f"{where} frame {k + 1}"),
+            _float_list(ori.ImageOrientationPatient, 6, "ImageOrientationPatient", f"{where} frame {k + 1}"),
+            tuple(_float_list(meas.PixelSpacing, 2, "PixelSpacing", f"{where} frame {k + 1}")),
+            rows, cols,
+            float(getattr(rescale, "RescaleSlope", 1.0) or 1.0) if rescale is not None else 1.0,
+            float(getattr(rescale, "RescaleIntercept", 0.0) or 0.0) if rescale is not None else 0.0,
+            ftype_v or image_type, for_uid,
+        ))
+    return frames
+
+
 def _frames_of(path: Path, ds) -> list[_Frame]:
     """Per-frame geometry and rescale of one file (classic single-frame or enhanced multi-frame)."""
     where = f"file {path}"
@@ -113,39 +152,7 @@ def _frames_of(path: Path, ds) -> list[_Frame]:
         raise DicomSeriesError(f"{where}: colour image (SamplesPerPixel={ds.SamplesPerPixel}, "
                                f"{getattr(ds, 'PhotometricInterpretation', '?')}): only greyscale CT/MR is supported")
     if "PerFrameFunctionalGroupsSequence" in ds:
-        shared = ds.get("SharedFunctionalGroupsSequence")
-        shared = shared[0] if shared else None
-        per_frame = ds.PerFrameFunctionalGroupsSequence
-        if len(per_frame) != nframes:
-            raise DicomSeriesError(f"{where}: {len(per_frame)} per-frame functional groups for {nframes} frames")
-
-        def group(item, name):
-            for src in (item, shared):
-                if src is not None and name in src and len(src[name].value):
-                    return src[name].value[0]
-            return None
-
-        frames = []
-        for k, item in enumerate(per_frame):
-            pos, ori, meas = (group(item, "PlanePositionSequence"), group(item, "PlaneOrientationSequence"),
-                              group(item, "PixelMeasuresSequence"))
-            if pos is None or ori is None or meas is None:
-                raise DicomSeriesError(f"{where}: frame {k + 1} lacks plane position, orientation or pixel measures "
-                                       "in its functional groups")
-            rescale = group(item, "PixelValueTransformationSequence")
-            ftype = group(item, "CTImageFrameTypeSequence") or group(item, "MRImageFrameTypeSequence")
-            ftype_v = tuple(str(t) for t in (getattr(ftype, "FrameType", ()) or ())) if ftype is not None else ()
-            frames.append(_Frame(
-                path, k,
-                _float_list(pos.ImagePositionPatient, 3, "ImagePositionPatient", f"{where} frame {k + 1}"),
-                _float_list(ori.ImageOrientationPatient, 6, "ImageOrientationPatient", f"{where} frame {k + 1}"),
-                tuple(_float_list(meas.PixelSpacing, 2, "PixelSpacing", f"{where} frame {k + 1}")),
-                rows, cols,
-                float(getattr(rescale, "RescaleSlope", 1.0) or 1.0) if rescale is not None else 1.0,
-                float(getattr(rescale, "RescaleIntercept", 0.0) or 0.0) if rescale is not None else 0.0,
-                ftype_v or image_type, for_uid,
-            ))
-        return frames
+        return _enhanced_frames(path, ds, nframes, rows, cols, image_type, for_uid)
     if nframes > 1:
         raise DicomSeriesError(f"{where}: multi-frame image ({nframes} frames) without per-frame functional groups "
                                "(classic multi-frame, e.g. NM/US/XA cine, or a stripped enhanced image): no position "
@@ -169,8 +176,9 @@ def _frame_name(f: _Frame) -> str:
     return f.file.name if f.frame is None else f"{f.file.name}[frame {f.frame + 1}]"
 
 
-def _validate(frames: list[_Frame], where: str, headers: dict[Path, object]) -> tuple[list[_Frame], np.ndarray, float]:
-    """Check a series' frames; return them sorted along the normal, the direction matrix and the slice step."""
+def _one_orientation(frames: list[_Frame], where: str) -> list[_Frame]:
+    """The frames without localizers and without a few scout slices of another orientation; mixed orientations
+    beyond that are refused."""
     loc = [f for f in frames if is_localizer(f.image_type)]
     if loc and len(loc) < len(frames):
         logger.warning("%s: excluding %d localizer/scout image(s) (ImageType LOCALIZER): %s", where, len(loc),
@@ -195,6 +203,49 @@ def _validate(frames: list[_Frame], where: str, headers: dict[Path, object]) -> 
             desc = "; ".join(f"{len(g)} slice(s) with ImageOrientationPatient {np.round(g[0].iop, 4).tolist()}"
                              for g in ordered)
             raise DicomSeriesError(f"DICOM folder {where}: mixed slice orientations ({desc}): not one volume")
+    return frames
+
+
+def _single_slice_step(frame: _Frame, where: str, headers: Mapping[Path, object]) -> float:
+    """The slice step of a one-slice series: SpacingBetweenSlices or SliceThickness, else 1 mm (logged)."""
+    ds = headers.get(frame.file)
+    step = 0.0
+    for tag in ("SpacingBetweenSlices", "SliceThickness"):
+        v = getattr(ds, tag, None) if ds is not None else None
+        if v not in (None, "") and float(v) > 0:
+            step = float(v)
+            break
+    logger.warning("%s: a single slice; slice spacing taken as %s mm", where, step or 1.0)
+    return step or 1.0
+
+
+def _check_no_shear(frames: list[_Frame], d: np.ndarray, normal: np.ndarray, where: str,
+                    headers: Mapping[Path, object]) -> None:
+    """Refuse a gantry tilt or sheared stack: slice origins must move along the normal only (``d``: positions
+    along it)."""
+    disp = np.array([f.ipp - frames[0].ipp for f in frames])
+    inplane = disp - np.outer(d - d[0], normal)
+    drift = np.linalg.norm(inplane, axis=1)
+    if drift.max() > POSITION_TOL_MM + 1e-4 * float(d[-1] - d[0]):
+        k = int(np.argmax(drift))
+        tilt = None
+        for f in frames:
+            ds = headers.get(f.file)
+            if ds is not None and getattr(ds, "GantryDetectorTilt", None) not in (None, ""):
+                tilt = float(ds.GantryDetectorTilt)
+                break
+        angle = float(np.degrees(np.arctan2(drift[k], d[k] - d[0]))) if d[k] != d[0] else 90.0
+        tilt_txt = f"GantryDetectorTilt={tilt:g} deg; " if tilt else ""
+        raise DicomSeriesError(
+            f"DICOM folder {where}: gantry tilt / sheared stack ({tilt_txt}slice origins move {drift[k]:.2f} mm "
+            f"in-plane over {d[k] - d[0]:.2f} mm along the slice normal, {angle:.1f} deg): the slices are not a "
+            "rectilinear grid and stacking them would misplace anatomy; refused (reconstruct without tilt, or "
+            "resample the series in your PACS/scanner)")
+
+
+def _validate(frames: list[_Frame], where: str, headers: dict[Path, object]) -> tuple[list[_Frame], np.ndarray, float]:
+    """Check a series' frames; return them sorted along the normal, the direction matrix and the slice step."""
+    frames = _one_orientation(frames, where)
     for name, get in (("matrix size (Rows x Columns)", lambda f: (f.rows, f.cols)),
                       ("PixelSpacing", lambda f: tuple(np.round(f.pixel_spacing, 4))),
                       ("FrameOfReferenceUID", lambda f: f.for_uid)):
@@ -216,15 +267,7 @@ def _validate(frames: list[_Frame], where: str, headers: dict[Path, object]) -> 
     frames.sort(key=lambda f: f.d)
     direction = np.column_stack([row, col, normal])
     if len(frames) == 1:
-        ds = headers.get(frames[0].file)
-        step = 0.0
-        for tag in ("SpacingBetweenSlices", "SliceThickness"):
-            v = getattr(ds, tag, None) if ds is not None else None
-            if v not in (None, "") and float(v) > 0:
-                step = float(v)
-                break
-        logger.warning("%s: a single slice; slice spacing taken as %s mm", where, step or 1.0)
-        return frames, direction, step or 1.0
+        return frames, direction, _single_slice_step(frames[0], where, headers)
     d = np.array([f.d for f in frames])
     steps = np.diff(d)
     nominal_candidates = steps[steps > POSITION_TOL_MM]
@@ -240,25 +283,7 @@ def _validate(frames: list[_Frame], where: str, headers: dict[Path, object]) -> 
             f"DICOM folder {where}: duplicated slice position z={d[i]:.3f} mm along the slice normal in "
             f"{_frame_name(frames[i])} and {_frame_name(frames[i + 1])} ({dups.size} duplicated position(s)): "
             "two acquisitions or a copied file in one series?")
-    # gantry tilt / shear: positions must move along the normal only
-    disp = np.array([f.ipp - frames[0].ipp for f in frames])
-    inplane = disp - np.outer(d - d[0], normal)
-    drift = np.linalg.norm(inplane, axis=1)
-    if drift.max() > POSITION_TOL_MM + 1e-4 * float(d[-1] - d[0]):
-        k = int(np.argmax(drift))
-        tilt = None
-        for f in frames:
-            ds = headers.get(f.file)
-            if ds is not None and getattr(ds, "GantryDetectorTilt", None) not in (None, ""):
-                tilt = float(ds.GantryDetectorTilt)
-                break
-        angle = float(np.degrees(np.arctan2(drift[k], d[k] - d[0]))) if d[k] != d[0] else 90.0
-        tilt_txt = f"GantryDetectorTilt={tilt:g} deg; " if tilt else ""
-        raise DicomSeriesError(
-            f"DICOM folder {where}: gantry tilt / sheared stack ({tilt_txt}slice origins move {drift[k]:.2f} mm "
-            f"in-plane over {d[k] - d[0]:.2f} mm along the slice normal, {angle:.1f} deg): the slices are not a "
-            "rectilinear grid and stacking them would misplace anatomy; refused (reconstruct without tilt, or "
-            "resample the series in your PACS/scanner)")
+    _check_no_shear(frames, d, normal, where, headers)
     bad = np.nonzero(np.abs(steps - nominal) > tol)[0]
     if bad.size:
         i = int(bad[0])
@@ -275,6 +300,41 @@ def _validate(frames: list[_Frame], where: str, headers: dict[Path, object]) -> 
             f"(first irregular step {steps[i]:.3f} mm between {_frame_name(frames[i])} and "
             f"{_frame_name(frames[i + 1])}; usual step {nominal:.3f} mm)")
     return frames, direction, float((d[-1] - d[0]) / (len(d) - 1))
+
+
+def _decode(path: Path, ds, where: str) -> tuple[np.ndarray, bool]:
+    """The stored frames of one file, ``(frames, rows, columns)``, and whether they are already rescaled (decoded by
+    SimpleITK/GDCM when pydicom cannot)."""
+    try:
+        data = ds.PixelData if "PixelData" in ds else None  # a deferred value is fetched here
+    except Exception as e:
+        raise DicomSeriesError(f"DICOM folder {where}: unreadable or truncated file {path}: {e}") from None
+    if data is None:
+        raise DicomSeriesError(f"DICOM folder {where}: file {path} has no pixel data (truncated?)")
+    nframes = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
+    if ts in _UNCOMPRESSED:
+        bits = int(getattr(ds, "BitsAllocated", 16) or 16)
+        expected = int(ds.Rows) * int(ds.Columns) * nframes * max(bits, 8) // 8
+        if len(data) < expected:
+            raise DicomSeriesError(f"DICOM folder {where}: truncated file {path}: pixel data has "
+                                   f"{len(data)} bytes, {expected} expected")
+    rescaled = False
+    try:
+        arr = ds.pixel_array
+    except Exception as e:
+        try:
+            img = sitk.ReadImage(str(path))  # GDCM: decodes more compressions, applies the rescale itself
+            arr = sitk.GetArrayFromImage(img)
+            rescaled = True
+            logger.info("%s: decoded %s with SimpleITK/GDCM (%s)", where, path.name, e)
+        except RuntimeError:
+            raise DicomSeriesError(f"DICOM folder {where}: cannot decode pixel data of {path}: {e}") from None
+    if nframes == 1 and arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[0] != nframes:
+        raise DicomSeriesError(f"DICOM folder {where}: unexpected pixel array shape {arr.shape} in {path}")
+    return arr, rescaled
 
 
 def _pixels(frames: list[_Frame], where: str, headers: Mapping[Path, object], keep: set[Path]) -> np.ndarray:
@@ -297,35 +357,9 @@ def _pixels(frames: list[_Frame], where: str, headers: Mapping[Path, object], ke
     already_rescaled = np.zeros(len(frames), bool)
     for path, idx in by_file.items():
         ds = headers[path]
-        try:
-            data = ds.PixelData if "PixelData" in ds else None  # a deferred value is fetched here
-        except Exception as e:
-            raise DicomSeriesError(f"DICOM folder {where}: unreadable or truncated file {path}: {e}") from None
-        if data is None:
-            raise DicomSeriesError(f"DICOM folder {where}: file {path} has no pixel data (truncated?)")
-        nframes = int(getattr(ds, "NumberOfFrames", 1) or 1)
-        ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
-        if ts in _UNCOMPRESSED:
-            bits = int(getattr(ds, "BitsAllocated", 16) or 16)
-            expected = int(ds.Rows) * int(ds.Columns) * nframes * max(bits, 8) // 8
-            if len(data) < expected:
-                raise DicomSeriesError(f"DICOM folder {where}: truncated file {path}: pixel data has "
-                                       f"{len(data)} bytes, {expected} expected")
-        try:
-            arr = ds.pixel_array
-        except Exception as e:
-            try:
-                img = sitk.ReadImage(str(path))  # GDCM: decodes more compressions, applies the rescale itself
-                arr = sitk.GetArrayFromImage(img)
-                for i in idx:
-                    already_rescaled[i] = True
-                logger.info("%s: decoded %s with SimpleITK/GDCM (%s)", where, path.name, e)
-            except RuntimeError:
-                raise DicomSeriesError(f"DICOM folder {where}: cannot decode pixel data of {path}: {e}") from None
-        if nframes == 1 and arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3 or arr.shape[0] != nframes:
-            raise DicomSeriesError(f"DICOM folder {where}: unexpected pixel array shape {arr.shape} in {path}")
+        arr, rescaled = _decode(path, ds, where)
+        if rescaled:
+            already_rescaled[idx] = True
         for i in idx:
             k = frames[i].frame or 0
             raw[i] = arr[k]
