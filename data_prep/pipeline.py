@@ -213,6 +213,19 @@ def _existing_output_ok(path: Path, spacing: float) -> tuple[bool, str]:
     return True, format_tuple(r.GetSize())
 
 
+def _read_label(spec: CaseSpec, image: sitk.Image, notes: list[str]) -> tuple[sitk.Image, list[int]]:
+    """The case's label, checked against the image's physical space (its exact geometry copied on) and the task's
+    label values; returns ``(label, values found)``, noting an all-background label in ``notes``."""
+    label = read_image(spec.label, what="label")
+    _check_label(label, str(spec.label))
+    found = check_label_values(sitk.GetArrayViewFromImage(label), spec.label_values, spec.label)
+    if found == [0]:
+        notes.append("label is all background (no foreground voxel)")
+    check_same_physical_space(image, label, image_name=str(spec.image), label_name=str(spec.label))
+    label.CopyInformation(image)  # identical within tolerance: use the image's exact geometry
+    return label, found
+
+
 def process_case(spec: CaseSpec, out_dir: str | os.PathLike, options: PrepareOptions) -> CaseResult:
     """Prepare one case; never raises for a bad case (the error goes into the returned row).
 
@@ -244,15 +257,7 @@ def process_case(spec: CaseSpec, out_dir: str | os.PathLike, options: PrepareOpt
         row.source_size, row.source_spacing = format_tuple(size), format_tuple(spacing)
         channels = _split_channels(image, spec.image_channel, f"image {spec.image}")
         row.source_orientation = orientation_code(channels[0])
-        label = None
-        if spec.label is not None:
-            label = read_image(spec.label, what="label")
-            _check_label(label, str(spec.label))
-            found = check_label_values(sitk.GetArrayViewFromImage(label), spec.label_values, spec.label)
-            if found == [0]:
-                notes.append("label is all background (no foreground voxel)")
-            check_same_physical_space(channels[0], label, image_name=str(spec.image), label_name=str(spec.label))
-            label.CopyInformation(channels[0])  # identical within tolerance: use the image's exact geometry
+        label, found = _read_label(spec, channels[0], notes) if spec.label is not None else (None, [])
         grid = isotropic_grid(channels[0], options.spacing)
         resampled = [
             resample_image(c, grid=grid, interpolation=options.interpolation, threads=options.threads)

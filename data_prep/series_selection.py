@@ -258,6 +258,22 @@ def _why_not(c: Candidate, selection: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _among_matched(matched: list[Candidate], name: str, by_count: bool, skipped: list, where: str) -> SeriesChoice:
+    """The one series of those satisfying selection ``name`` (the most images when ``by_count``); a tie is refused."""
+    if len(matched) == 1:
+        return SeriesChoice(matched[0], f"the only series satisfying '{name}'", skipped)
+    ranked = sorted(matched, key=lambda c: (-c.n_images, c.uid))
+    if by_count and ranked[0].n_images > ranked[1].n_images:
+        skipped += [(c, f"satisfies '{name}' with fewer images ({c.n_images} < {ranked[0].n_images})")
+                    for c in ranked[1:]]
+        return SeriesChoice(ranked[0], f"satisfies '{name}' with the most images", skipped)
+    tied = [c for c in ranked if not by_count or c.n_images == ranked[0].n_images]
+    raise SeriesSelectionError(
+        f"{where}: {len(tied)} image series satisfy '{name}' equally well: {', '.join(c.uid for c in tied)}; "
+        "pick one with --series UID (series_uid=...) or move each series into its own folder; the series: "
+        + "; ".join(c.describe() for c in tied))
+
+
 def select_series(candidates: Sequence[Candidate], rules: Mapping[str, Any] | None = None,
                   series_uid: str | None = None, where: str = "study") -> SeriesChoice:
     """Choose one series of ``candidates`` by ``rules`` (module docstring); ``series_uid`` overrides.
@@ -305,18 +321,7 @@ def select_series(candidates: Sequence[Candidate], rules: Mapping[str, Any] | No
         if not matched:
             continue
         skipped += [(c, f"fails '{name}': {reasons[c.uid]}") for c in usable if reasons[c.uid] is not None]
-        if len(matched) == 1:
-            return SeriesChoice(matched[0], f"the only series satisfying '{name}'", skipped)
-        ranked = sorted(matched, key=lambda c: (-c.n_images, c.uid))
-        if rules.get("sort_by_sop_instance_count") and ranked[0].n_images > ranked[1].n_images:
-            skipped += [(c, f"satisfies '{name}' with fewer images ({c.n_images} < {ranked[0].n_images})")
-                        for c in ranked[1:]]
-            return SeriesChoice(ranked[0], f"satisfies '{name}' with the most images", skipped)
-        tied = [c for c in ranked if not rules.get("sort_by_sop_instance_count") or c.n_images == ranked[0].n_images]
-        raise SeriesSelectionError(
-            f"{where}: {len(tied)} image series satisfy '{name}' equally well: {', '.join(c.uid for c in tied)}; "
-            "pick one with --series UID (series_uid=...) or move each series into its own folder; the series: "
-            + "; ".join(c.describe() for c in tied))
+        return _among_matched(matched, name, bool(rules.get("sort_by_sop_instance_count")), skipped, where)
     raise SeriesSelectionError(
         f"{where}: none of its {len(usable)} image series satisfies the selection rules; pick one with --series UID: "
         + "; ".join(f"{c.describe()} {first_reasons[c.uid]}" for c in usable))

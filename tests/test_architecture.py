@@ -79,6 +79,41 @@ def test_networks_do_no_file_io():
     assert not bad, bad
 
 
+#: functions longer than this many lines (decorators excluded, docstring included) are counted ...
+LONG_FUNCTION_LINES = 60
+#: ... and at most this many may exist in the code that ships or measures (the phantom writers excepted)
+MAX_LONG_FUNCTIONS = 10
+CODE_FOLDERS = ("satgate_monai", "data_prep", "deploy", "benchmarks")
+
+
+def _long_functions(paths: list[Path]) -> list[str]:
+    """``file:line name (n lines)`` of every function or method over :data:`LONG_FUNCTION_LINES` lines."""
+    out = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > LONG_FUNCTION_LINES:
+                    where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+                    out.append(f"{where}:{node.lineno} {node.name} ({n} lines)")
+    return out
+
+
+def test_few_long_functions():
+    """At most 10 functions over 60 lines outside ``data_prep/phantoms`` (split a long one before adding another)."""
+    paths = [p for folder in CODE_FOLDERS for p in _files(folder)
+             if not p.relative_to(REPO_ROOT).as_posix().startswith("data_prep/phantoms/")]
+    long = _long_functions(paths)
+    assert len(long) <= MAX_LONG_FUNCTIONS, f"{len(long)} functions over {LONG_FUNCTION_LINES} lines " \
+                                            f"(at most {MAX_LONG_FUNCTIONS}): {sorted(long)}"
+
+
+def test_the_length_rule_counts_a_long_function(tmp_path):
+    body = "".join(f"    x{i} = {i}\n" for i in range(LONG_FUNCTION_LINES))
+    (tmp_path / "m.py").write_text(f"def short():\n    return 1\n\n\ndef long():\n{body}")
+    assert [s.split(" ")[1] for s in _long_functions([tmp_path / "m.py"])] == ["long"]
+
+
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_imports_only_run_downwards(layer):
     root = REPO_ROOT / "satgate_monai" / layer

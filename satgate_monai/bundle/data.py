@@ -53,6 +53,24 @@ def create_data_hint(dataset_dir: str | Path, task: str | None = None) -> str:
     )
 
 
+def _absolute_item(item: Any, i: int, keys: Sequence[str], root: Path, datalist_file: Path, split: str,
+                   hint: str) -> dict[str, str]:
+    """Item ``i`` of a split restricted to ``keys``, each an absolute path of an existing file (see
+    :func:`load_datalist` for the errors)."""
+    if not isinstance(item, dict) or any(k not in item for k in keys):
+        raise ValueError(f"{datalist_file}: item {i} of {split!r} must have the keys {list(keys)}, got {item!r}")
+    entry = {}
+    for k in keys:
+        path = Path(str(item[k]))
+        path = path if path.is_absolute() else root / path
+        if not path.is_file():
+            raise DatasetNotFoundError(
+                f"{datalist_file}: {split!r} item {i} names {k} file {str(path)!r}, which does not exist.\n{hint}"
+            )
+        entry[k] = str(path)
+    return entry
+
+
 def load_datalist(
     dataset_dir: str | Path,
     split: str = "training",
@@ -108,20 +126,7 @@ def load_datalist(
             f"{datalist_file} lists no {split!r} case (lists found: {available}); a bundle cannot run on an empty "
             f"dataset.\n{hint}"
         )
-    out: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or any(k not in item for k in keys):
-            raise ValueError(f"{datalist_file}: item {i} of {split!r} must have the keys {list(keys)}, got {item!r}")
-        entry = {}
-        for k in keys:
-            path = Path(str(item[k]))
-            path = path if path.is_absolute() else root / path
-            if not path.is_file():
-                raise DatasetNotFoundError(
-                    f"{datalist_file}: {split!r} item {i} names {k} file {str(path)!r}, which does not exist.\n{hint}"
-                )
-            entry[k] = str(path)
-        out.append(entry)
+    out = [_absolute_item(item, i, keys, root, datalist_file, split, hint) for i, item in enumerate(items)]
     logger.info("%s: %d %s case(s)%s", datalist_file, len(out), split, "" if fold is None else f" (fold {fold})")
     return out
 

@@ -57,6 +57,78 @@ def _import_error(target: str) -> str | None:
     return None
 
 
+def _check_metadata(meta_file: str, report: dict[str, Any]) -> None:
+    """``report``'s dimension and labels from ``configs/metadata.json``; its faults added to ``report["errors"]``."""
+    errors = report["errors"]
+    try:
+        with open(meta_file) as f:
+            fmt = json.load(f)["network_data_format"]
+        image = next(iter(fmt["inputs"].values()))
+        pred = next(iter(fmt["outputs"].values()))
+        shape = image.get("spatial_shape")
+        report["dimension"] = len(shape) if shape else 3
+        labels = {v: int(k) for k, v in pred.get("channel_def", {}).items() if str(v).lower() != "background"}
+        report["labels"] = labels
+        if not labels:
+            errors.append("metadata.json: the output has no channel_def naming a foreground label")
+    except (KeyError, StopIteration, ValueError, TypeError, AttributeError) as e:
+        errors.append(f"configs/metadata.json: network_data_format is malformed ({type(e).__name__}: {e})")
+
+
+def _check_inference(path: str, infer_file: str, weights: str, report: dict[str, Any]) -> None:
+    """The inference config's ids, network and weights, as MONAI Label builds them; faults into ``report``."""
+    from monai.bundle import ConfigParser
+
+    errors = report["errors"]
+    sys.path.insert(0, path)  # as MONAI Label does, so a bundle's scripts/ package can be imported
+    try:
+        parser = ConfigParser()
+        parser.read_config(infer_file)
+        parser.config["bundle_root"] = path
+        missing = [k for k in INFER_IDS if k not in parser]
+        if missing:
+            errors.append(f"{os.path.basename(infer_file)} lacks the ids MONAI Label needs: {', '.join(missing)}")
+        target = _network_target(parser.config)
+        report["network"] = target
+        if "network_def" in parser:
+            problem = _import_error(target)
+            net = None
+            if problem is None:
+                try:
+                    net = parser.get_parsed_content("network_def", instantiate=True)
+                except Exception as e:
+                    problem = f"cannot be built: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            if problem is not None:
+                errors.append(
+                    f"network_def _target_ {target!r} {problem}; the MONAI Label environment ({sys.executable}) "
+                    "must be able to import and build it"
+                )
+            elif os.path.isfile(weights):
+                errors.extend(_check_weights(net, weights))
+    except Exception as e:
+        errors.append(f"{infer_file} cannot be parsed: {type(e).__name__}: {e}")
+    finally:
+        sys.path.remove(path)
+
+
+def _check_train(path: str, warnings: list[str]) -> None:
+    """The train config's ids MONAI Label sets when it retrains; what is missing goes into ``warnings``."""
+    from monai.bundle import ConfigParser
+
+    train_file = _config_file(path, "train")
+    if train_file is None:
+        warnings.append("no configs/train.json: it can be served but not retrained from MONAI Label")
+    else:
+        try:
+            tparser = ConfigParser()
+            tparser.read_config(train_file)
+            missing = [k for k in TRAIN_IDS if k not in tparser]
+            if missing:
+                warnings.append(f"train config lacks ids MONAI Label sets: {', '.join(missing)} (retraining fails)")
+        except Exception as e:
+            warnings.append(f"{train_file} cannot be parsed: {type(e).__name__}: {e}")
+
+
 def check_bundle(path: str) -> dict[str, Any]:
     """Check one bundle folder as MONAI Label 0.8.5 loads it (inference config, metadata, weights, network, train ids).
 
@@ -66,7 +138,6 @@ def check_bundle(path: str) -> dict[str, Any]:
     Returns:
         a report dictionary: ``name, path, errors, warnings, dimension, labels, network``.
     """
-    from monai.bundle import ConfigParser
 
     name = os.path.basename(os.path.normpath(path))
     report: dict[str, Any] = {"name": name, "path": path, "errors": [], "warnings": [], "dimension": None}
@@ -83,19 +154,7 @@ def check_bundle(path: str) -> dict[str, Any]:
     if not os.path.isfile(meta_file):
         errors.append("no configs/metadata.json")
     else:
-        try:
-            with open(meta_file) as f:
-                fmt = json.load(f)["network_data_format"]
-            image = next(iter(fmt["inputs"].values()))
-            pred = next(iter(fmt["outputs"].values()))
-            shape = image.get("spatial_shape")
-            report["dimension"] = len(shape) if shape else 3
-            labels = {v: int(k) for k, v in pred.get("channel_def", {}).items() if str(v).lower() != "background"}
-            report["labels"] = labels
-            if not labels:
-                errors.append("metadata.json: the output has no channel_def naming a foreground label")
-        except (KeyError, StopIteration, ValueError, TypeError, AttributeError) as e:
-            errors.append(f"configs/metadata.json: network_data_format is malformed ({type(e).__name__}: {e})")
+        _check_metadata(meta_file, report)
 
     weights = os.path.join(path, "models", "model.pt")
     if not os.path.isfile(weights) and not os.path.isfile(os.path.join(path, "models", "model.ts")):
@@ -105,48 +164,9 @@ def check_bundle(path: str) -> dict[str, Any]:
         )
 
     if infer_file is not None:
-        sys.path.insert(0, path)  # as MONAI Label does, so a bundle's scripts/ package can be imported
-        try:
-            parser = ConfigParser()
-            parser.read_config(infer_file)
-            parser.config["bundle_root"] = path
-            missing = [k for k in INFER_IDS if k not in parser]
-            if missing:
-                errors.append(f"{os.path.basename(infer_file)} lacks the ids MONAI Label needs: {', '.join(missing)}")
-            target = _network_target(parser.config)
-            report["network"] = target
-            if "network_def" in parser:
-                problem = _import_error(target)
-                net = None
-                if problem is None:
-                    try:
-                        net = parser.get_parsed_content("network_def", instantiate=True)
-                    except Exception as e:
-                        problem = f"cannot be built: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                if problem is not None:
-                    errors.append(
-                        f"network_def _target_ {target!r} {problem}; the MONAI Label environment ({sys.executable}) "
-                        "must be able to import and build it"
-                    )
-                elif os.path.isfile(weights):
-                    errors.extend(_check_weights(net, weights))
-        except Exception as e:
-            errors.append(f"{infer_file} cannot be parsed: {type(e).__name__}: {e}")
-        finally:
-            sys.path.remove(path)
+        _check_inference(path, infer_file, weights, report)
 
-    train_file = _config_file(path, "train")
-    if train_file is None:
-        warnings.append("no configs/train.json: it can be served but not retrained from MONAI Label")
-    else:
-        try:
-            tparser = ConfigParser()
-            tparser.read_config(train_file)
-            missing = [k for k in TRAIN_IDS if k not in tparser]
-            if missing:
-                warnings.append(f"train config lacks ids MONAI Label sets: {', '.join(missing)} (retraining fails)")
-        except Exception as e:
-            warnings.append(f"{train_file} cannot be parsed: {type(e).__name__}: {e}")
+    _check_train(path, warnings)
     return report
 
 

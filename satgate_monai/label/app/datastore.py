@@ -80,26 +80,10 @@ class CheckedLocalDatastore(UploadChecks, LocalDatastore):
         return super().save_label(image_id, label_filename, label_tag, label_info)
 
 
-def write_dicom_seg(series_dir: str, label_file: str, names: dict[int, str], description: str) -> str:
-    """Write a label volume as a DICOM-SEG referencing the DICOM series in ``series_dir``; return its path.
-
-    Args:
-        series_dir: the source series' files (as fetched from the PACS).
-        label_file: the label on the series' grid (NIfTI from the datastore's conversion, or as submitted).
-        names: label value -> segment name (values without a name are called ``label <value>``).
-        description: the SEG's SeriesDescription.
-
-    Raises:
-        ValueError: the label holds no segment (an empty label is not stored as a DICOM-SEG).
-    """
-    import pydicom
+def _seg_template(values: list[int], names: dict[int, str], description: str):
+    """pydicom-seg's template (dcmqi meta-information) for segments ``values`` named by ``names``."""
     import pydicom_seg
-    import SimpleITK as sitk
 
-    mask = sitk.Cast(sitk.ReadImage(label_file), sitk.sitkUInt16)
-    values = [int(v) for v in np.unique(sitk.GetArrayViewFromImage(mask)) if v != 0]
-    if not values:
-        raise ValueError(f"{label_file}: the label is empty (no segment to store)")
     segments = [
         {
             "labelID": v,
@@ -134,6 +118,30 @@ def write_dicom_seg(series_dir: str, label_file: str, names: dict[int, str], des
             "BodyPartExamined": "",
         }
     )
+    return template
+
+
+def write_dicom_seg(series_dir: str, label_file: str, names: dict[int, str], description: str) -> str:
+    """Write a label volume as a DICOM-SEG referencing the DICOM series in ``series_dir``; return its path.
+
+    Args:
+        series_dir: the source series' files (as fetched from the PACS).
+        label_file: the label on the series' grid (NIfTI from the datastore's conversion, or as submitted).
+        names: label value -> segment name (values without a name are called ``label <value>``).
+        description: the SEG's SeriesDescription.
+
+    Raises:
+        ValueError: the label holds no segment (an empty label is not stored as a DICOM-SEG).
+    """
+    import pydicom
+    import pydicom_seg
+    import SimpleITK as sitk
+
+    mask = sitk.Cast(sitk.ReadImage(label_file), sitk.sitkUInt16)
+    values = [int(v) for v in np.unique(sitk.GetArrayViewFromImage(mask)) if v != 0]
+    if not values:
+        raise ValueError(f"{label_file}: the label is empty (no segment to store)")
+    template = _seg_template(values, names, description)
     writer = pydicom_seg.MultiClassWriter(
         template=template, inplane_cropping=False, skip_empty_slices=False, skip_missing_segment=False
     )
