@@ -162,6 +162,8 @@ class ValidateImaged(MapTransform):
         labels: the declared label values (e.g. ``declared_labels(@bundle_root)``), None: any integer >= 0.
         nonfinite: ``"refuse"`` (default) or ``"zero"`` for NaN/Inf image voxels.
         check_files: also read every source file in full (:func:`validate_file`).
+        check_voxels: scan the image voxels (finite values); False where the reader has scanned them already
+            (the inference CLI's in-memory path: data_prep's reader validates the voxels in one pass).
         allow_missing_keys: skip absent keys (e.g. ``label`` in an unlabelled inference item).
         metadata: the bundle's metadata (``"@_meta_"`` in a config): ``spatial_dims``, ``channels`` and ``labels``
             left None are read from its ``network_data_format``.
@@ -175,7 +177,8 @@ class ValidateImaged(MapTransform):
     def __init__(self, keys: KeysCollection, label_keys: Sequence[str] | str = ("label",),
                  spatial_dims: int | None = None, channels: int | None = None, labels: Sequence[int] | None = None,
                  nonfinite: str = "refuse", check_files: bool = True, allow_missing_keys: bool = False,
-                 metadata: Mapping | None = None, bundle_root: str | os.PathLike | None = None) -> None:
+                 metadata: Mapping | None = None, bundle_root: str | os.PathLike | None = None,
+                 check_voxels: bool = True) -> None:
         super().__init__(keys, allow_missing_keys)
         meta: Mapping | None = metadata if metadata and "network_data_format" in metadata else None
         if meta is None and bundle_root is not None:
@@ -196,6 +199,7 @@ class ValidateImaged(MapTransform):
         self.labels = None if labels is None else [int(v) for v in labels]
         self.nonfinite = nonfinite
         self.check_files = check_files
+        self.check_voxels = check_voxels
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -222,6 +226,8 @@ class ValidateImaged(MapTransform):
         arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         if is_label:
             check_label_values(arr, self.labels, src)
+            return x
+        if not self.check_voxels:
             return x
         _, notes = check_array(arr, src, nonfinite=self.nonfinite, what=what)
         if notes and isinstance(x, torch.Tensor):

@@ -15,8 +15,9 @@ The image that data_prep's validated reader returned goes to the pipeline in mem
 bundle's ``LoadImaged`` would have made of it (:func:`~satgate_monai.infer.geometry.image_to_metatensor`: exact
 RAS affine, ``space``, ``spatial_shape``, the loader's dtype) and the bundle's preprocessing runs from the step after
 its ``LoadImage(d)`` (``EnsureChannelFirstd``, ``Orientationd``, ``Spacingd``... unchanged), so no file is written
-and read back. ``ValidateImaged`` steps skip re-reading the source file (the reader validated it) and still check the
-voxels and geometry. A path is still accepted and then runs the whole preprocessing, loader included.
+and read back. ``ValidateImaged`` steps skip re-reading the source file and re-scanning the voxels (the reader
+validated both in one pass) and still check shapes and geometry. A path is still accepted and then runs the whole
+preprocessing, loader included.
 
 With ``save_attention`` the attention maps come from the same forward passes as the prediction: every window's
 network call also returns each ``sat``/``at`` gate's map (captured by forward hooks, upsampled to the window), and
@@ -124,8 +125,9 @@ def read_channel_def(bundle_dir: str | os.PathLike) -> dict[int, str]:
 def split_loader(pre: Callable) -> tuple[LoadImage | None, Callable | None]:
     """The bundle's preprocessing cut after its first ``LoadImage(d)``: ``(loader, the steps after it)``.
 
-    The steps after the loader keep the ``Compose``'s settings; their ``ValidateImaged`` steps are copies that do not
-    re-read the source file (``check_files=False``; the reader has validated it). ``(None, None)`` when the
+    The steps after the loader keep the ``Compose``'s settings; their ``ValidateImaged`` steps are copies that neither
+    re-read the source file nor scan the voxels again (``check_files=False``, ``check_voxels=False``; the reader has
+    validated both in one pass); shapes and geometry are still checked. ``(None, None)`` when the
     preprocessing has no loader step.
     """
     steps = pre.flatten().transforms if isinstance(pre, Compose) else [pre]
@@ -136,9 +138,9 @@ def split_loader(pre: Callable) -> tuple[LoadImage | None, Callable | None]:
     loader = loader._loader if isinstance(loader, LoadImaged) else loader
     rest = []
     for t in steps[cut + 1:]:
-        if isinstance(t, ValidateImaged) and t.check_files:
+        if isinstance(t, ValidateImaged) and (t.check_files or t.check_voxels):
             t = copy.copy(t)
-            t.check_files = False
+            t.check_files = t.check_voxels = False
         rest.append(t)
     if isinstance(pre, Compose):
         return loader, Compose(rest, map_items=pre.map_items, unpack_items=pre.unpack_items,

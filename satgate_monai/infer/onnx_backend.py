@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from data_prep.atomic import atomic_write
 
 __all__ = ["cache_dir", "onnx_network"]
 
@@ -45,22 +46,16 @@ def _key(network: nn.Module, input_shape: Sequence[int]) -> str:
 
 
 def _export(network: nn.Module, input_shape: Sequence[int], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        example = torch.zeros(tuple(input_shape))
-        net = network.to("cpu").eval()
+    """Export ``network`` to ONNX at ``path``, atomically (:mod:`data_prep.atomic`)."""
+    example = torch.zeros(tuple(input_shape))
+    net = network.to("cpu").eval()
+
+    def export(tmp: Path) -> None:
         with torch.no_grad():
-            torch.onnx.export(net, (example,), tmp, dynamo=False, opset_version=17, input_names=["image"],
+            torch.onnx.export(net, (example,), str(tmp), dynamo=False, opset_version=17, input_names=["image"],
                               output_names=["logits"], dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a plain file's permissions, not mkstemp's 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(path, export)
 
 
 def onnx_network(network: nn.Module, input_shape: Sequence[int], threads: int | None = None

@@ -253,8 +253,8 @@ def _write(runner: BundleRunner, state: _Case, out: Path, opts: InferenceOptions
         attention = {name: resample_to_source(sitk.Cast(m, sitk.sitkFloat32), image, interpolation="linear")
                      for name, m in net_out.attention.items()}
         t_back = time.perf_counter()
-        report.volumes_ml = label_volumes_ml(label, runner.labels)
         stats = label_statistics(label, image, runner.labels)
+        report.volumes_ml = label_volumes_ml(stats)
         report.extra.update(report_columns(stats))
         writes: list[tuple[Path, Callable[[Path], object]]] = []
         ident = algorithm_identity(runner)

@@ -26,9 +26,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import SimpleITK as sitk
+from typing import Any
 
 from data_prep.atomic import atomic_write_text
 
@@ -66,12 +64,10 @@ class CaseReport:
         return d
 
 
-def label_volumes_ml(label: sitk.Image, labels: Mapping[int, str]) -> dict[str, float]:
-    """Volume in mL of every named label in ``label`` (0 for absent labels)."""
-    arr = sitk.GetArrayViewFromImage(label)
-    counts = np.bincount(arr.ravel().astype(np.int64), minlength=max(labels, default=0) + 1)
-    voxel_ml = float(np.prod(label.GetSpacing())) / 1000.0
-    return {name: float(counts[k]) * voxel_ml for k, name in sorted(labels.items())}
+def label_volumes_ml(statistics: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Volume in mL of every named label, from its statistics (:func:`satgate_monai.infer.statistics.label_statistics`:
+    the label map is counted once for the report and the statistics)."""
+    return {name: float(st["volume_ml"]) for name, st in statistics.items()}
 
 
 def _whole_lines(text: str) -> str:

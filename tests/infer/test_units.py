@@ -16,6 +16,7 @@ from satgate_monai.infer.cases import safe_output_path, sanitize_name
 from satgate_monai.infer.cli import parse_overrides
 from satgate_monai.infer.geometry import affine_to_sitk_geometry, array_to_sitk, resample_to_source, sitk_affine
 from satgate_monai.infer.report import CaseReport, label_volumes_ml, read_rows, write_report
+from satgate_monai.infer.statistics import label_statistics
 from tests.infer.helpers import rotation
 
 
@@ -87,7 +88,7 @@ def test_overrides_and_device():
 def test_report_merges_runs(tmp_path):
     lab = sitk.GetImageFromArray(np.ones((2, 5, 10), np.uint8))
     lab.SetSpacing((1.0, 2.0, 5.0))
-    vols = label_volumes_ml(lab, {1: "liver", 2: "tumour"})
+    vols = label_volumes_ml(label_statistics(lab, lab, {1: "liver", 2: "tumour"}))
     assert vols == {"liver": pytest.approx(100 * 10 / 1000), "tumour": 0.0}
     write_report(tmp_path / "r.csv", [CaseReport("a", "in/a", "ok", 1.0, volumes_ml=vols),
                                       CaseReport("b", "in/b", "failed", 0.1, error="bad\nfile")])
