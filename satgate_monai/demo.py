@@ -109,6 +109,21 @@ def _data_prep(argv: list[str]) -> None:
         raise RuntimeError(f"`python -m data_prep {' '.join(argv)}` failed with exit code {code}")
 
 
+def _make_data(task: str, dataset: str, out: Path, cases: int | None, seed: int, seconds: dict[str, float]) -> None:
+    """The demo's phantoms in ``out/raw``, imported into ``out/data`` (each step's time into ``seconds``)."""
+    t = time.perf_counter()
+    argv = ["demo", "--task", task, "--out", str(out / "raw"), "--seed", str(seed)]
+    if cases is not None:
+        argv += ["--cases", str(cases)]
+    _data_prep(argv)
+    seconds["data_prep demo"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    _data_prep(["import", "--dataset", dataset, *get_task(task).data.import_args, "--src", str(out / "raw"),
+                "--out", str(out / "data"), "--overwrite", "--no-progress", "--seed", str(seed)])
+    seconds["data_prep import"] = time.perf_counter() - t
+
+
 def run_demo(
     task: str,
     out: str | Path,
@@ -136,18 +151,7 @@ def run_demo(
     epochs = int(epochs if epochs is not None else demo["epochs"])
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
-
-    t = time.perf_counter()
-    argv = ["demo", "--task", task, "--out", str(out / "raw"), "--seed", str(seed)]
-    if cases is not None:
-        argv += ["--cases", str(cases)]
-    _data_prep(argv)
-    seconds["data_prep demo"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    _data_prep(["import", "--dataset", demo["dataset"], *get_task(task).data.import_args, "--src", str(out / "raw"),
-                "--out", str(out / "data"), "--overwrite", "--no-progress", "--seed", str(seed)])
-    seconds["data_prep import"] = time.perf_counter() - t
+    _make_data(task, demo["dataset"], out, cases, seed, seconds)
 
     overrides = {**demo["overrides"], "network_def#skip_gate": gate, **(extra_overrides or {})}
     bundle = prepare_bundle_copy(task, out, overrides, demo.get("train_overrides"))
