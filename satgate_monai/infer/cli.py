@@ -168,10 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command(lambda: _run(args, argv), debug=args.verbose, debug_hint="--debug")
+    return run_command(lambda: _run(args, argv), debug=args.verbose, debug_hint="--debug",
+                       command="python -m satgate_monai.infer")
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from data_prep.extras import require_extras
+
+    require_extras("python -m satgate_monai.infer", "io", "train")
     from data_prep.series_selection import load_rules
     from satgate_monai.infer.bundle import BundleRunner, resolve_device
     from satgate_monai.infer.dicomweb import is_dicomweb, run_dicomweb
