@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sys
 from pathlib import Path
 
 from data_prep.console import configure_output
-from data_prep.errors import run_command
+from data_prep.errors import EXIT_USAGE, run_command
+from data_prep.extras import missing_extra
 from data_prep.tasks import TARGET_SPACING
 
 __all__ = ["LOG_NAME", "main", "build_parser"]
@@ -49,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, configure: bool = True) -> int:
     """Run ``python -m data_prep ARGV``; ``configure=False`` leaves the process's logging as the caller set it up."""
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports every sub-command: SimpleITK & co. (the io extra)
+    except ImportError as e:
+        hint = missing_extra(e, "python -m data_prep")
+        if hint is None:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     level = args.log_level.upper()
     if configure:
