@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.console import configure_output
+from data_prep.console import configure_output, reset_output
 from data_prep.errors import EXIT_USAGE, run_command
 from data_prep.extras import missing_extra
 from data_prep.tasks import TARGET_SPACING
@@ -61,11 +61,15 @@ def main(argv: list[str] | None = None, configure: bool = True) -> int:
         return EXIT_USAGE
     args = parser.parse_args(argv)
     level = args.log_level.upper()
-    if configure:
-        out = getattr(args, "out", None)
-        configure_output(Path(out) / LOG_NAME if out else None, verbose=args.verbose,
-                         level=logging.getLevelName(level), our_level=logging.getLevelName(level))
-    return run_command(lambda: _run(args), debug=level == "DEBUG", command="python -m data_prep")
+    if not configure:
+        return run_command(lambda: _run(args), debug=level == "DEBUG", command="python -m data_prep")
+    out = getattr(args, "out", None)
+    configure_output(Path(out) / LOG_NAME if out else None, verbose=args.verbose,
+                     level=logging.getLevelName(level), our_level=logging.getLevelName(level))
+    try:
+        return run_command(lambda: _run(args), debug=level == "DEBUG", command="python -m data_prep")
+    finally:
+        reset_output()
 
 
 def _run(args: argparse.Namespace) -> int:

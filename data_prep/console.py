@@ -102,11 +102,14 @@ class _LogFileHandler(logging.Handler):
 
 
 def reset_output() -> None:
-    """Remove (and close) the handlers :func:`configure_output` added to the root logger."""
+    """Remove (and close) the handlers :func:`configure_output` added to the root logger; warnings are no longer
+    logged. Entry points call it when the command ends, so a caller in the same process (a test) gets its logging
+    back as it was."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(handler)
         handler.close()
+    logging.captureWarnings(False)
 
 
 def configure_output(

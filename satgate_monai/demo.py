@@ -285,10 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help=f"stream the full log (every engine line) to the terminal as well as to --out/{LOG_NAME}")
     args = parser.parse_args(argv)
+    from data_prep.console import reset_output
     from data_prep.errors import run_command
 
-    return run_command(lambda: _main(args), debug=args.verbose, debug_hint="--verbose",
-                       command="python -m satgate_monai.demo")
+    try:
+        return run_command(lambda: _main(args), debug=args.verbose, debug_hint="--verbose",
+                           command="python -m satgate_monai.demo")
+    finally:
+        reset_output()
 
 
 def _main(args: argparse.Namespace) -> int:
