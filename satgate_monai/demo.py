@@ -142,8 +142,8 @@ def _bundle_run(cmd: list[str], log_file: Path, label: str, verbose: bool, show_
                     from tqdm import tqdm
 
                     bar = tqdm(total=epochs * iters, desc=label, dynamic_ncols=True,
-                               bar_format="{desc}: {percentage:3.0f}%|{bar}| epoch {postfix} [{elapsed}<{remaining}]")
-                bar.set_postfix_str(f"{epoch}/{epochs}", refresh=False)
+                               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+                bar.set_description_str(f"{label} epoch {epoch}/{epochs}", refresh=False)
                 bar.n = (epoch - 1) * iters + it
                 bar.refresh()
         code = proc.wait()
