@@ -11,11 +11,16 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 
-from data_prep.errors import run_command
+from data_prep.console import configure_output, reset_output
+from data_prep.errors import EXIT_USAGE, run_command
+from data_prep.extras import missing_extra
 from data_prep.tasks import TARGET_SPACING
 
-__all__ = ["main", "build_parser"]
+__all__ = ["LOG_NAME", "main", "build_parser"]
+
+LOG_NAME = "data_prep.log"  # the full log, in the output folder
 
 # sub-command name -> module that implements it
 SUBCOMMANDS = {
@@ -34,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "volumes.",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help=f"stream every library's log lines to the terminal too (always in OUT/{LOG_NAME})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in SUBCOMMANDS.values():
         module = importlib.import_module(module_name)
@@ -42,9 +49,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, configure: bool = True) -> int:
+    """Run ``python -m data_prep ARGV``; ``configure=False`` leaves the process's logging as the caller set it up."""
+    try:
+        parser = build_parser()  # imports every sub-command: SimpleITK & co. (the io extra)
+    except ImportError as e:
+        hint = missing_extra(e, "python -m data_prep")
+        if hint is None:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     level = args.log_level.upper()
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return run_command(lambda: args._run(args), debug=level == "DEBUG")
+    if not configure:
+        return run_command(lambda: _run(args), debug=level == "DEBUG", command="python -m data_prep")
+    out = getattr(args, "out", None)
+    configure_output(Path(out) / LOG_NAME if out else None, verbose=args.verbose,
+                     level=logging.getLevelName(level), our_level=logging.getLevelName(level))
+    try:
+        return run_command(lambda: _run(args), debug=level == "DEBUG", command="python -m data_prep")
+    finally:
+        reset_output()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from data_prep.extras import require_extras
+
+    require_extras(f"python -m data_prep {args.command}", "io")
+    return args._run(args)

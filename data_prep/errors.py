@@ -55,17 +55,23 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_command(fn: Callable[[], int], *, debug: bool = False, debug_hint: str = "--log-level DEBUG") -> int:
+def run_command(
+    fn: Callable[[], int], *, debug: bool = False, debug_hint: str = "--log-level DEBUG", command: str = "this command"
+) -> int:
     """Run a command body and turn its failure into one stderr line and an exit code.
 
     Args:
         fn: the command; returns its exit code.
         debug: show tracebacks (and let nothing be shortened).
         debug_hint: the option that shows the traceback, named in the line of an unexpected error.
+        command: how the user called it (``"python -m data_prep"``), named when a module of an extra is missing.
 
     Returns:
-        ``fn()``'s code; 2 for a user error (:data:`USER_ERRORS`), 1 for an unexpected one, 130 on Ctrl-C.
+        ``fn()``'s code; 2 for a user error (:data:`USER_ERRORS`) or a missing extra (the line names the extra to
+        install, :mod:`data_prep.extras`), 1 for an unexpected one, 130 on Ctrl-C.
     """
+    from data_prep.extras import missing_extra
+
     try:
         return int(fn())
     except KeyboardInterrupt:
@@ -76,9 +82,13 @@ def run_command(fn: Callable[[], int], *, debug: bool = False, debug_hint: str =
             traceback.print_exc()
         print(f"error: {one_line(describe(e), MAX_ERROR_CHARS - 7)}", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as e:  # anything else is a bug: still one line unless debugging
+    except Exception as e:  # a missing extra, else a bug: still one line unless debugging
         if debug:
             traceback.print_exc()
+        hint = missing_extra(e, command)
+        if hint:
+            print(f"error: {hint}", file=sys.stderr)
+            return EXIT_USAGE
         hint = f" (traceback: {debug_hint})"
         print(f"error: {one_line(describe(e), MAX_ERROR_CHARS - 7 - len(hint))}{hint}", file=sys.stderr)
         return 1

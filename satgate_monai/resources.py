@@ -1,8 +1,9 @@
 """Where the package's own files are: the MONAI bundles it ships.
 
-The bundles live once, in the repository's top-level ``bundles/`` folder; ``satgate_monai/bundles`` links to it and
-the wheel packages it as data (``setup.cfg``: ``package_data``), so a checkout, an editable install and a
-non-editable ``pip install`` all find them at ``<package>/bundles``. From a shell::
+The bundles live once, in the repository's top-level ``bundles/`` folder. ``setup.py`` maps the package
+``satgate_monai.bundles`` onto that folder, so a wheel or an sdist installs them at ``<package>/bundles`` (data files
+only, ``setup.cfg`` ``package_data``); a checkout and an editable install find them next to the package, at
+``<package>/../bundles``. No link is involved. From a shell::
 
     python -m satgate_monai bundle-path liver_ct_sat      # prints the bundle's folder
     python -m satgate_monai bundle-path                   # prints the folder holding every bundle
@@ -16,12 +17,15 @@ from pathlib import Path
 
 __all__ = ["bundle_names", "bundle_path", "bundles_dir"]
 
-_BUNDLES = Path(__file__).resolve().parent / "bundles"
+_PACKAGE = Path(__file__).resolve().parent
+# installed (wheel, sdist): inside the package; checkout and editable install: the repository's top-level folder
+_CANDIDATES = (_PACKAGE / "bundles", _PACKAGE.parent / "bundles")
 
 
 def bundles_dir() -> Path:
-    """The folder holding every shipped bundle (resolved: the repository's ``bundles/`` in a checkout)."""
-    return _BUNDLES.resolve()
+    """The folder holding every shipped bundle: ``<package>/bundles`` when installed, the repository's ``bundles/``
+    in a checkout or an editable install (the first of the two that exists; the installed one when neither does)."""
+    return next((c for c in _CANDIDATES if c.is_dir()), _CANDIDATES[0])
 
 
 def bundle_names() -> list[str]:

@@ -24,7 +24,7 @@ SETUP_CFG = REPO_ROOT / "setup.cfg"
 def _package_data_patterns() -> list[str]:
     cfg = configparser.ConfigParser()
     cfg.read(SETUP_CFG)
-    return [p.strip() for p in cfg["options.package_data"]["satgate_monai"].split(",")]
+    return [p.strip() for p in cfg["options.package_data"]["satgate_monai.bundles"].split(",")]
 
 
 def _bundle_files(root: Path) -> set[str]:
@@ -44,31 +44,49 @@ def test_bundle_path_command(capsys):
 
 
 def test_package_data_covers_every_bundle_file():
-    """The wheel's package_data patterns (relative to satgate_monai/) match every bundle file in the checkout."""
-    assert (REPO_ROOT / "satgate_monai" / "bundles").resolve() == (REPO_ROOT / "bundles").resolve()
+    """The package_data patterns of ``satgate_monai.bundles`` (the top-level bundles/ folder) match every bundle file
+    in the checkout, and the bundles are reached without a link (an sdist or a checkout without links keeps them)."""
+    assert not (REPO_ROOT / "satgate_monai" / "bundles").exists(), "satgate_monai/bundles must not exist in a checkout"
+    assert bundles_dir() == REPO_ROOT.resolve() / "bundles"
+    assert not [p for p in bundles_dir().rglob("*") if p.is_symlink()]
     patterns = _package_data_patterns()
-    missed = [f for f in _bundle_files(bundles_dir())
-              if not any(fnmatch.fnmatch(f"bundles/{f}", p) for p in patterns)]
+    missed = [f for f in _bundle_files(bundles_dir()) if not any(fnmatch.fnmatch(f, p) for p in patterns)]
     assert not missed, f"setup.cfg package_data does not ship {missed}"
 
 
-@pytest.mark.slow
-def test_wheel_ships_the_bundles_and_finds_them_outside_the_repository(tmp_path):
-    """Build the wheel, install it (not editable) into a folder and ask it for a bundle from another folder."""
+def _build(kind: str, tmp_path: Path) -> tuple[Path, str]:
+    """Build the ``"wheel"`` or ``"sdist"`` of a clean copy of the checkout; returns the file and the build output."""
     src = tmp_path / "src"
     shutil.copytree(REPO_ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", "runs"))
+    dist = tmp_path / "dist"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    pip = [sys.executable, "-m", "pip"]
-    subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
-                    str(src)], check=True, env=env, timeout=600, capture_output=True)
-    (wheel,) = (tmp_path / "dist").glob("satgate_monai-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {n[len("satgate_monai/bundles/"):] for n in names if n.startswith("satgate_monai/bundles/")}
-    assert shipped == _bundle_files(bundles_dir()), "the wheel's bundles differ from the checkout's"
+    hook = "build_wheel" if kind == "wheel" else "build_sdist"
+    proc = subprocess.run([sys.executable, "-c", f"from setuptools import build_meta as b; b.{hook}({str(dist)!r})"],
+                          cwd=src, env=env, timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (built,) = dist.glob("satgate_monai-*.whl" if kind == "wheel" else "satgate_monai-*.tar.gz")
+    return built, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_wheel_and_sdist_ship_the_bundles_and_find_them_outside_the_repository(tmp_path, kind):
+    """Build the wheel or the sdist with no "Package would be ignored" warning, install it (not editable) into a
+    folder and ask it for a bundle from another folder."""
+    built, log = _build(kind, tmp_path)
+    assert "would be ignored" not in log and "absent from the `packages`" not in log, log[-3000:]
+    if kind == "wheel":
+        names = set(zipfile.ZipFile(built).namelist())
+        shipped = {n[len("satgate_monai/bundles/"):] for n in names if n.startswith("satgate_monai/bundles/")}
+        assert shipped == _bundle_files(bundles_dir()), "the wheel's bundles differ from the checkout's"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     site = tmp_path / "site"
-    subprocess.run([*pip, "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True, env=env,
-                   timeout=600, capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--target",
+                           str(site), str(built)], env=env, timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "would be ignored" not in proc.stdout + proc.stderr
+    assert _bundle_files(site / "satgate_monai" / "bundles") == _bundle_files(bundles_dir())
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     proc = subprocess.run([sys.executable, "-m", "satgate_monai", "bundle-path", "skin_lesion_sat"], cwd=outside,

@@ -1,6 +1,7 @@
 """Support code for the satgate-monai MONAI bundles (``bundles/*``): the configs call it by dotted path.
 
 * :mod:`~satgate_monai.bundle.data`: loud loading of a ``data_prep`` output (``load_datalist``);
+* :mod:`~satgate_monai.bundle.image_folder`: ``inference_datalist``, a data_prep folder or a plain folder of images;
 * :mod:`~satgate_monai.bundle.metrics`: Dice, FPR, FNR and volumes per case;
 * :mod:`~satgate_monai.bundle.handlers`: gate sparsity / learning rate / attention-map TensorBoard handlers and a
   progress bar;
@@ -26,6 +27,7 @@ from satgate_monai.bundle.deep_supervision import DEEP_SUPERVISION_OVERRIDES, fi
 from satgate_monai.bundle.distributed import finish_distributed
 from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, summarise
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
+from satgate_monai.bundle.image_folder import inference_datalist
 from satgate_monai.bundle.metrics import case_metrics, confusion_counts
 from satgate_monai.bundle.postprocess import PostprocessingSelector, read_choice
 from satgate_monai.bundle.provenance import write_bundle_run
@@ -49,6 +51,7 @@ __all__ = [
     "confusion_counts",
     "declared_labels",
     "format_table1",
+    "inference_datalist",
     "load_datalist",
     "read_choice",
     "require_data",

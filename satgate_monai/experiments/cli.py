@@ -26,6 +26,7 @@ from satgate_monai.tasks import TASKS, get_task
 __all__ = ["main", "build_parser", "PROFILES", "default_bundle_dir", "parse_seeds"]
 
 logger = logging.getLogger(__name__)
+LOG_NAME = "experiments.log"  # the full log, in the run folder
 
 # --profile: "demo" (default) shortens training so the default grid of every task (U-Net x 4 gates x 3 seeds) finishes
 # within an hour on 2 CPU cores with one thread per process (measured in docs/experiments.md); the 3D tasks train the
@@ -153,7 +154,9 @@ def _network_args(value: str) -> tuple[str, dict]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m satgate_monai.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+    parser.add_argument("--log-level", default="WARNING", help="logging level on the terminal (default: WARNING)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help=f"stream every library's log lines to the terminal too (always in OUT/{LOG_NAME})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="train and evaluate the grid, then write the report",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -367,8 +370,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from data_prep.console import configure_output, reset_output
+
+    try:
+        configure_output(Path(args.out) / LOG_NAME, verbose=args.verbose,
+                         our_level=logging.getLevelName(args.log_level.upper()))
+        return _main(args)
+    finally:
+        reset_output()
+
+
+def _main(args: argparse.Namespace) -> int:
+    from data_prep.extras import missing_extra, require_extras
     from satgate_monai.experiments.executors import CellsFailed
+
+    try:
+        require_extras("python -m satgate_monai.experiments", "io", "train", "report")
+    except ImportError as e:
+        print(f"error: {missing_extra(e, 'python -m satgate_monai.experiments')}", file=sys.stderr)
+        return 2
 
     try:
         return _run(args) if args.command == "run" else _report(args)

@@ -17,6 +17,8 @@ from typing import Any
 from data_prep.errors import run_command
 from satgate_monai.runtime import PRECISIONS
 
+LOG_NAME = "infer.log"  # the full log, in the output folder
+
 __all__ = ["build_parser", "main", "parse_mirror_axes", "parse_overrides"]
 
 EPILOG = """\
@@ -146,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "previous one written, while the network runs; up to three cases in memory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", "--debug", action="store_true",
-                   help="debug logging, with tracebacks of failed cases and errors")
+                   help=f"stream the full log (debug level, tracebacks of failed cases) to the terminal; always in "
+                        f"OUT/{LOG_NAME}")
     return p
 
 
@@ -165,13 +168,23 @@ def _write_selection_state(network: Any, out: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    from data_prep.console import configure_output, reset_output
+
+    # the full log in OUT/infer.log once the checked output folder exists; -v streams it (DEBUG) to the terminal
+    configure_output(Path(args.out) / LOG_NAME, verbose=args.verbose,
+                     level=logging.DEBUG if args.verbose else logging.INFO)
     argv = list(sys.argv[1:] if argv is None else argv)
-    return run_command(lambda: _run(args, argv), debug=args.verbose, debug_hint="--debug")
+    try:
+        return run_command(lambda: _run(args, argv), debug=args.verbose, debug_hint="--debug",
+                           command="python -m satgate_monai.infer")
+    finally:
+        reset_output()
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from data_prep.extras import require_extras
+
+    require_extras("python -m satgate_monai.infer", "io", "train")
     from data_prep.series_selection import load_rules
     from satgate_monai.infer.bundle import BundleRunner, resolve_device
     from satgate_monai.infer.dicomweb import is_dicomweb, run_dicomweb

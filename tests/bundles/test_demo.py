@@ -24,6 +24,12 @@ def test_demo_skin_end_to_end(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=python_env(), timeout=400)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert "Test-split Dice" in proc.stdout and "NOT patient data" in proc.stdout
+    terminal = (proc.stdout + proc.stderr).splitlines()
+    assert len(terminal) <= 30, "\n".join(terminal)
+    assert proc.stdout.strip().splitlines()[-1].startswith("Test-split Dice"), "the Dice summary must come last"
+    assert "INFO" not in proc.stdout + proc.stderr and "nvImageCodec" not in proc.stdout + proc.stderr
+    log = (tmp_path / "demo" / "demo.log").read_text()
+    assert "Epoch: 1/1, Iter:" in log and "SupervisedEvaluator" in log and "python -m monai.bundle run" in log
     result = json.loads((tmp_path / "demo" / "demo_result.json").read_text())
     bundle = tmp_path / "demo" / "skin_lesion_sat"
     assert result["bundle"] == str(bundle) and result["summary"]["n_cases"] >= 1
