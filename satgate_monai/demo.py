@@ -187,6 +187,21 @@ class _Steps:
         logger.info("step %s took %.1f s", name, self.seconds[name])
 
 
+def _make_data(task: str, dataset: str, out: Path, cases: int | None, seed: int, steps: _Steps,
+               log_file: Path) -> None:
+    """The demo's phantoms in ``out/raw``, imported into ``out/data``, as two of the demo's steps."""
+    with steps.step("data_prep demo", f"phantoms (synthetic, NOT patient data) -> {out / 'raw'}"):
+        argv = ["demo", "--task", task, "--out", str(out / "raw"), "--seed", str(seed)]
+        if cases is not None:
+            argv += ["--cases", str(cases)]
+        _data_prep(argv, log_file)
+
+    with steps.step("data_prep import", f"data_prep import -> {out / 'data'}"):
+        _data_prep(["import", "--dataset", dataset, *get_task(task).data.import_args, "--src",
+                    str(out / "raw"), "--out", str(out / "data"), "--overwrite", "--no-progress", "--seed", str(seed)],
+                   log_file)
+
+
 def run_demo(
     task: str,
     out: str | Path,
@@ -224,16 +239,7 @@ def run_demo(
     steps = _Steps(5, quiet)
     t_all = time.perf_counter()
 
-    with steps.step("data_prep demo", f"phantoms (synthetic, NOT patient data) -> {out / 'raw'}"):
-        argv = ["demo", "--task", task, "--out", str(out / "raw"), "--seed", str(seed)]
-        if cases is not None:
-            argv += ["--cases", str(cases)]
-        _data_prep(argv, log_file)
-
-    with steps.step("data_prep import", f"data_prep import -> {out / 'data'}"):
-        _data_prep(["import", "--dataset", demo["dataset"], *get_task(task).data.import_args, "--src",
-                    str(out / "raw"), "--out", str(out / "data"), "--overwrite", "--no-progress", "--seed", str(seed)],
-                   log_file)
+    _make_data(task, demo["dataset"], out, cases, seed, steps, log_file)
 
     overrides = {**demo["overrides"], "network_def#skip_gate": gate, **(extra_overrides or {})}
     bundle = prepare_bundle_copy(task, out, overrides, demo.get("train_overrides"))
