@@ -202,6 +202,20 @@ def _make_data(task: str, dataset: str, out: Path, cases: int | None, seed: int,
                    log_file)
 
 
+def _train_evaluate_infer(bundle: Path, steps: _Steps, what: str, log_file: Path, verbose: bool, quiet: bool, *,
+                          epochs: int, seed: int, common: dict[str, Any]) -> None:
+    """The demo's three bundle runs (train, evaluate on the test split, inference), as three of its steps."""
+    with steps.step("train", f"train {bundle.name} ({what})"):
+        _bundle_run(_bundle_command(bundle, ["train.json"], epochs=epochs, seed=seed, **common), log_file,
+                    "      train", verbose, not quiet)
+    with steps.step("evaluate", "evaluate on the test split"):
+        _bundle_run(_bundle_command(bundle, ["train.json", "evaluate.json"], seed=seed, **common), log_file,
+                    "      evaluate", verbose, not quiet)
+    with steps.step("inference", f"inference -> {bundle / 'predictions'}"):
+        _bundle_run(_bundle_command(bundle, ["inference.json"], **common), log_file, "      inference",
+                    verbose, not quiet)
+
+
 def run_demo(
     task: str,
     out: str | Path,
@@ -247,15 +261,8 @@ def run_demo(
     if threads is not None:
         common["num_threads"] = threads
 
-    with steps.step("train", f"train {bundle.name} ({gate} gate, {epochs} epochs on {device})"):
-        _bundle_run(_bundle_command(bundle, ["train.json"], epochs=epochs, seed=seed, **common), log_file,
-                    "      train", verbose, not quiet)
-    with steps.step("evaluate", "evaluate on the test split"):
-        _bundle_run(_bundle_command(bundle, ["train.json", "evaluate.json"], seed=seed, **common), log_file,
-                    "      evaluate", verbose, not quiet)
-    with steps.step("inference", f"inference -> {bundle / 'predictions'}"):
-        _bundle_run(_bundle_command(bundle, ["inference.json"], **common), log_file, "      inference",
-                    verbose, not quiet)
+    _train_evaluate_infer(bundle, steps, f"{gate} gate, {epochs} epochs on {device}", log_file, verbose, quiet,
+                          epochs=epochs, seed=seed, common=common)
     seconds = {**steps.seconds, "total": time.perf_counter() - t_all}
 
     summary = json.loads((bundle / "eval" / "summary.json").read_text(encoding="utf-8"))
