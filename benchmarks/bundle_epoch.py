@@ -8,12 +8,14 @@ Run::
 Each task goes through ``python -m satgate_monai.demo`` (phantoms -> data_prep import -> ``monai.bundle run``
 train, evaluate, inference) with one epoch. Without ``--quick`` the demo's CPU-sized network and patch are replaced
 by the bundle's own (``network_def#channels``, ``network_def#strides``, ``roi_size`` read from the bundle's
-``configs/train.json``); the demo's batch size and phantom count stay. Prints the seconds of every stage per task.
+``configs/train.json``); the demo's batch size and phantom count stay. Prints the seconds of every stage per task
+(the demo's progress goes to stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -51,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for task in args.tasks:
             start = time.perf_counter()
             extra = None if args.quick else full_size_overrides(task)
-            result = run_demo(task, Path(tmp) / task, epochs=1, device=args.device, gate=args.gate,
-                              extra_overrides=extra)
+            with contextlib.redirect_stdout(sys.stderr):  # the demo's progress; stdout is the results table
+                result = run_demo(task, Path(tmp) / task, epochs=1, device=args.device, gate=args.gate,
+                                  extra_overrides=extra)
             rows.append((task, result["seconds"], time.perf_counter() - start))
     stages = list(rows[0][1]) if rows else []
     print(f"# One epoch of each bundle on {args.device} ({'demo sizes' if args.quick else 'bundle sizes'}, "
