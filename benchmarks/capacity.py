@@ -23,8 +23,8 @@ How memory is measured:
   takes under a second at any size: the search needs no extrapolation. What it does not see: scratch buffers a kernel
   allocates and frees internally (oneDNN/cuDNN workspaces), allocator rounding and fragmentation.
 * ``--validate``: at small sizes, the meta count against the same step on the CPU under the meter (equal) and against
-  the peak resident-set growth (``ru_maxrss``) of a fresh subprocess that runs the step, which includes the kernels'
-  scratch and the allocator's overhead.
+  the peak resident-set growth of a fresh subprocess over its first step (sampled every millisecond), which includes
+  the kernels' scratch and the allocator's overhead.
 * ``--device cuda``: ``torch.cuda.max_memory_allocated`` of the step (a step that raises out-of-memory does not
   fit); ``--amp`` trains under fp16 autocast with a ``GradScaler``, as the bundles do on a GPU.
 
@@ -39,7 +39,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -273,16 +272,36 @@ def capacity_table(setup: BundleSetup, gates: Sequence[str], budgets: Sequence[f
     return "\n".join(lines), figures
 
 
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def _rss_child(args: list[str]) -> None:
-    """In a fresh process: ``ru_maxrss`` growth (bytes) over the first training step, printed as JSON."""
+    """In a fresh process: the peak growth of the resident set over the first training step (bytes), sampled every
+    millisecond from ``/proc/self/statm`` by a thread (``ru_maxrss`` is a high-water mark that importing and building
+    already set higher than a small step), printed as JSON."""
+    import threading
+
     name, gate, side, batch = args[0], args[1], int(args[2]), int(args[3])
     torch.set_num_threads(1)
     step = Step(bundle_setup(name), gate, "cpu")
     x, y = step._batch((side,) * step.setup.dims, batch)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # ru_maxrss is a high-water mark: the first
-    step.run(x, y)  # step (which also creates the gradients and the optimizer state) is the one it can see
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"rss_growth": after - before}))
+    before = _resident_bytes()
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _resident_bytes())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    step.run(x, y)  # the first step: it also creates the gradients and the optimizer state, as the count includes
+    done.set()
+    sampler.join()
+    print(json.dumps({"rss_growth": max(peak[0], _resident_bytes()) - before}))
 
 
 def validate(name: str, gates: Sequence[str], sides: Sequence[int], batch: int) -> str:
@@ -290,7 +309,7 @@ def validate(name: str, gates: Sequence[str], sides: Sequence[int], batch: int) 
     setup = bundle_setup(name)
     lines = [f"### The count checked on the CPU ({name}, batch {batch}, float32, one thread)", "",
              "| gate | patch | meta count (MB) | CPU live tensors (MB) | equal | beyond parameters and batch: count "
-             "(MB) | RSS growth over a fresh process's first step (MB) | RSS / count |",
+             "(MB) | peak RSS growth over a fresh process's first step (MB) | RSS / count |",
              "|---|---|---|---|---|---|---|---|"]
     for side in sides:
         patch = (side,) * setup.dims
