@@ -35,12 +35,13 @@ ONLY=()  # the CPU quick path (a dry run of the GPU one) runs the AMP networks i
 SCALE=1  # the time limits are a GPU's; a CPU gets ten times as long
 [ "$DEVICE" = cpu ] && SCALE=10
 
-CAPACITY="--device $DEVICE --amp"  # a CPU counts on the meta device (float32; AMP is a GPU setting of the bundles)
+CAPACITY="--device $DEVICE --amp"  # a CPU counts on the meta device (float32; AMP is a GPU setting of the bundles);
+# AT is left out: it needs what SAT needs (both hand the decoder one channel)
 [ "$DEVICE" = cpu ] && CAPACITY="--device meta"
 
 STEPS=(
     "150|benchmarks/networks.py --device $DEVICE --amp --threads $THREADS --repeats $REPEATS ${QUICK[*]} ${ONLY[*]}"
-    "150|benchmarks/capacity.py $CAPACITY --threads $THREADS ${QUICK[*]}"
+    "150|benchmarks/capacity.py $CAPACITY --gates org sat --threads $THREADS ${QUICK[*]}"
     "180|benchmarks/bundle_epoch.py --device $DEVICE ${QUICK[*]}"
     "60|benchmarks/join.py --device $DEVICE --threads $THREADS --repeats $REPEATS ${QUICK[*]}"
 )
