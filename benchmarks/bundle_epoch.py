@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -41,6 +42,22 @@ def full_size_overrides(task: str) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send everything written to stdout meanwhile (also by handlers holding ``sys.stdout``, e.g. the bundle's logging
+    configuration) to stderr, at the file-descriptor level."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -53,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for task in args.tasks:
             start = time.perf_counter()
             extra = None if args.quick else full_size_overrides(task)
-            with contextlib.redirect_stdout(sys.stderr):  # the demo's progress; stdout is the results table
+            with _stdout_to_stderr():  # the demo's progress and the bundle's logs; stdout is the results table
                 result = run_demo(task, Path(tmp) / task, epochs=1, device=args.device, gate=args.gate,
                                   extra_overrides=extra)
             rows.append((task, result["seconds"], time.perf_counter() - start))
