@@ -7,7 +7,8 @@ allocator statistics).
   ``TorchDispatchMode``: every tensor an operator returns is counted until its last reference dies; storages that
   existed before (inputs, parameters, buffers) and views of them are not counted. Scratch buffers an operator kernel
   allocates and frees internally (e.g. im2col workspaces) are invisible to it, so it measures tensor memory, the
-  part a network's design controls.
+  part a network's design controls. It also counts tensors on the ``meta`` device (shapes without data), so the
+  peak of a computation at any size can be counted without allocating or computing it (``benchmarks/capacity.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ __all__ = ["saved_tensor_bytes", "peak_live_bytes", "LiveTensorMeter"]
 
 
 def _storage_key(t: torch.Tensor) -> int:
-    return t.untyped_storage().data_ptr()
+    """The identity of ``t``'s storage (its ``StorageImpl``; also defined for meta tensors, which have no data)."""
+    return t.untyped_storage()._cdata
 
 
 def saved_tensor_bytes(forward: Callable[[], torch.Tensor], exclude: Iterable[torch.Tensor] = ()) -> int:
@@ -79,7 +81,7 @@ class LiveTensorMeter(TorchDispatchMode):
             self.current -= entry[0]
 
     def _track(self, t: torch.Tensor) -> None:
-        if id(t) in self.tracked or t.device.type == "meta":
+        if id(t) in self.tracked:
             return
         key = _storage_key(t)
         if key == 0 or key in self.excluded:

@@ -26,10 +26,13 @@ def test_dry_run_checks_every_step():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert [line.split()[3] for line in lines] == ["benchmarks/networks.py", "benchmarks/networks.py",
-                                                   "benchmarks/join.py", "benchmarks/whole_ct.py"]
-    assert all("--device cpu" in line and "--quick" in line for line in lines)
+    assert [line.split()[3] for line in lines] == ["benchmarks/networks.py", "benchmarks/capacity.py",
+                                                   "benchmarks/bundle_epoch.py", "benchmarks/join.py"]
+    assert all("--quick" in line for line in lines)
+    assert all("--device cpu" in line for line in lines if "capacity.py" not in line)
+    assert "--device meta" in lines[1]  # a CPU counts the capacity on the meta device
     assert "--amp" in lines[0]
+    assert sum(int(line.split()[1]) for line in lines) <= 600  # the GPU run fits 10 minutes
 
 
 def test_unknown_argument_is_refused():
@@ -45,6 +48,7 @@ def test_cpu_quick_run_writes_one_results_file(tmp_path):
     text = out.read_text()
     assert proc.returncode == 0, text[-3000:]
     assert text.count("## `python benchmarks/") == 4 and "step failed" not in text
-    for expected in ("SAT/ORG train step", "SAT/DynUNet", "of the", "SAT split", "MONAI way / CLI time"):
+    for expected in ("SAT/ORG train step", "SAT/DynUNet", "SAT/ORG voxels per step", "One epoch of each bundle",
+                     "SAT split"):
         assert expected in text
     assert not list(tmp_path.glob("results.md.tmp*"))

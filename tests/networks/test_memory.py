@@ -75,3 +75,14 @@ def test_in_place_activations_lower_the_peak_and_change_nothing_else():
             peaks.append(peak_live_bytes(lambda m=m: m.eval()(x), excluded))
     assert kept[0] == kept[1]
     assert peaks[0] <= peaks[1] - 8 * 32**3 * 4 * 2  # one full-resolution 8-channel tensor fewer, batch of two
+
+
+def test_peak_live_bytes_counts_meta_tensors_as_real_ones():
+    def fn(device):
+        x = torch.ones(1000, device=device)
+        a = x * 2
+        b = a + 1
+        del a
+        return b * 3
+
+    assert peak_live_bytes(lambda: fn("meta")) == peak_live_bytes(lambda: fn("cpu")) == 12000
