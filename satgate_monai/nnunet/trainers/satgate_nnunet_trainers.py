@@ -14,7 +14,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 __all__ = ["nnUNetTrainer_SATSmoke", "nnUNetTrainer_SATCPU"]
 
 
-class nnUNetTrainer_SATSmoke(nnUNetTrainer):  # noqa: N801 - nnU-Net's trainer naming
+class nnUNetTrainer_SATSmoke(nnUNetTrainer):
     """One epoch of 4 training and 2 validation iterations: proves plan -> train -> predict runs, learns nothing."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -25,9 +25,9 @@ class nnUNetTrainer_SATSmoke(nnUNetTrainer):  # noqa: N801 - nnU-Net's trainer n
         self.num_val_iterations_per_epoch = 2
 
 
-class nnUNetTrainer_SATCPU(nnUNetTrainer):  # noqa: N801 - nnU-Net's trainer naming
+class nnUNetTrainer_SATCPU(nnUNetTrainer):
     """20 epochs of 25 training and 5 validation iterations (500 training iterations, 1/500 of nnU-Net's 1000 x 250):
-    the budget of the CPU comparison in docs/experiments.md."""
+    a SAT-against-ORG comparison a CPU can afford."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")) -> None:
