@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "demo": "data_prep.commands.demo",
     "samples": "data_prep.commands.samples",
     "lesions": "data_prep.commands.lesions",
+    "export-nnunet": "data_prep.commands.export_nnunet",
 }
 
 

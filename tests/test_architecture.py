@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-TOOLS = {"infer", "label", "deploy", "experiments", "report", "demo", "__main__"}
+TOOLS = {"infer", "label", "deploy", "experiments", "report", "demo", "nnunet", "__main__"}
 # what each part of satgate_monai may import of the project (tools may import every layer below them)
 ALLOWED = {
     "networks": {"networks"},

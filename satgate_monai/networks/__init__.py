@@ -22,7 +22,7 @@ from satgate_monai.networks.inspection import (
     switched_off_fractions,
 )
 from satgate_monai.networks.layers import TReLU, trelu
-from satgate_monai.networks.nets import SATDI2IN, SATFCDenseNet, SATUNet, SATVNet
+from satgate_monai.networks.nets import SATDI2IN, SATDynUNet, SATFCDenseNet, SATUNet, SATVNet
 
 __all__ = [
     "ATGate",
@@ -32,6 +32,7 @@ __all__ = [
     "SelectionWeights",
     "SkipGateModule",
     "SATDI2IN",
+    "SATDynUNet",
     "SATFCDenseNet",
     "SATUNet",
     "SATVNet",
