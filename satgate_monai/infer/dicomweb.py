@@ -2,10 +2,11 @@
 
 ``--input dicomweb://HOST:PORT/PATH?study=UID`` (``dicomwebs://`` for HTTPS; ``&series=UID`` retrieves only that
 series) names a study on a DICOMweb server (``http://HOST:PORT/PATH`` is its DICOMweb root, e.g. Orthanc's
-``/dicom-web``). The study's instances are retrieved with WADO-RS (``dicomweb-client``) into a private temporary
-folder, one file per instance, and that folder runs through :func:`~satgate_monai.infer.pipeline.run_inference` as
-one case named after the StudyInstanceUID: the same validated reader, series selection, bundle and return to the
-source grid as for a folder. With ``store`` the case's DICOM-SEG is sent back with STOW-RS (same study, a new
+``/dicom-web``). The study's instances are retrieved with WADO-RS (``dicomweb-client``) into a private scratch
+folder (:func:`data_prep.scratch.private_folder`: 0700, removed on every exit, swept after a kill), one file per
+instance, and that folder runs through :func:`~satgate_monai.infer.pipeline.run_inference` as one case named after
+the StudyInstanceUID: the same validated reader, series selection, bundle and return to the source grid as for a
+folder. With ``store`` the case's DICOM-SEG is sent back with STOW-RS (same study, a new
 series); the report gains ``stored_seg`` (its SOP Instance UID) and the seconds spent retrieving and storing.
 
 The whole study is retrieved (non-image objects included, so the report can say why each series was skipped), which
@@ -17,13 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from data_prep.scratch import private_folder
 from satgate_monai.infer.bundle import BundleRunner
 from satgate_monai.infer.cases import sanitize_name
 from satgate_monai.infer.pipeline import InferenceOptions, run_inference
@@ -174,7 +175,7 @@ def run_dicomweb(runner: BundleRunner, address: str, out_dir: str | os.PathLike,
     if store and "dicomseg" not in opts.formats:
         raise ValueError("--store sends the DICOM-SEG back: add dicomseg to --format")
     out = Path(out_dir)
-    with tempfile.TemporaryDirectory(prefix="satgate-dicomweb-") as td:
+    with private_folder("dicomweb") as td:
         study_dir = Path(td) / sanitize_name(source.study, "study")
         t0 = time.perf_counter()
         n = retrieve_study(source, study_dir)
