@@ -217,8 +217,10 @@ def run_dicomweb(runner: BundleRunner, address: str, out_dir: str | os.PathLike,
         t_get = time.perf_counter() - t0
         logger.info("retrieved %d instance(s) of study %s from %s in %.2f s", n, source.study, source.url, t_get)
         reports = run_inference(runner, study_dir, out, opts, progress=progress, command=command)
+    where = f"DICOMweb {source.url} study {source.study}"  # never the scratch folder, gone by now
     for r in reports:
         r.input = address
+        r.error = r.error.replace(f"DICOM folder {study_dir}", where).replace(str(study_dir), where)
         r.extra["retrieve_seconds"] = f"{t_get:.3f}"
         if store and r.status == "ok":
             seg = next((o for o in r.outputs if o.endswith("_seg.dcm")), None)
