@@ -1,7 +1,7 @@
 """MONAI Label under a team's load: six clients keep ``/infer`` busy while one uploads images and submits labels.
 
 Starts ``python -m satgate_monai.label serve`` on 127.0.0.1 (loopback only) on phantom MR studies with the prostate
-bundle (random weights), once per ``--workers`` value, and measures side by side:
+bundle (random weights), and measures under one load:
 
 - ``/infer``: six client threads, each sending ``--infers`` requests one after the other (as 3D Slicer does), on
   images spread over the studies; every answer's label is kept;
@@ -12,7 +12,11 @@ Prints p50/p95 seconds of each kind, the failures, whether every label served fo
 every upload and submit is in the datastore, and the machine load (``os.getloadavg``). Bounded: at most
 ``6 * --infers`` inferences and ``--uploads`` uploads + submits per setting, each request times out after 300 s.
 
-    python benchmarks/label_load.py --workers 1 8
+    python benchmarks/label_load.py
+
+``--server-arg`` passes extra ``serve`` arguments (e.g. ``--conf KEY VALUE``); each value of ``--settings`` is one
+run, so settings can be compared side by side once the server offers any that helps (MONAI Label 0.8.5 does not:
+docs/label.md).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ BOUNDARY = "satgate-bench"
 TIMEOUT = 300.0
 
 
-def _nifti(array, seed_name: str) -> bytes:
+def _nifti(array) -> bytes:
     import gzip
 
     import nibabel as nib
@@ -79,20 +83,20 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def run(workers: int, infers: int, uploads: int, tmp: Path, python: Path) -> dict:
+def run(setting: str, infers: int, uploads: int, tmp: Path, python: Path) -> dict:
     studies = tmp / "studies"
     studies.mkdir(parents=True)
     ids = make_studies(studies, n_mr=3, n_rgb=0, labelled=0)["mr"]
     bundle = copy_bundle(REPO_ROOT / "bundles" / MODEL, tmp / "bundles" / MODEL)
     write_random_weights(bundle, seed=0)
     image, label = mr_phantom(7)
-    image_bytes, label_bytes = _nifti(image, "img"), _nifti(label, "lab")
+    image_bytes, label_bytes = _nifti(image), _nifti(label)
     infer_s: list[float] = []
     write_s: list[float] = []
     failures: list[str] = []
     labels: dict[str, set[str]] = {}
     lock = threading.Lock()
-    with serving(tmp, studies, [bundle], python, ["--workers", str(workers)]) as server:
+    with serving(tmp, studies, [bundle], python, setting.split()) as server:
         start = threading.Event()
 
         def client(k: int) -> None:
@@ -135,7 +139,7 @@ def run(workers: int, infers: int, uploads: int, tmp: Path, python: Path) -> dic
         wall = time.perf_counter() - t0
         kept = sum((studies / f"up_{j}.nii.gz").is_file() and (studies / "labels" / "final" / f"up_{j}.nii.gz")
                    .is_file() for j in range(uploads))
-    return {"workers": workers, "infer_p50": _pct(infer_s, 50), "infer_p95": _pct(infer_s, 95),
+    return {"setting": setting or "default", "infer_p50": _pct(infer_s, 50), "infer_p95": _pct(infer_s, 95),
             "write_p50": _pct(write_s, 50), "write_p95": _pct(write_s, 95), "write_max": max(write_s, default=0),
             "infers": len(infer_s), "writes": len(write_s), "failures": failures, "kept": f"{kept}/{uploads}",
             "labels_equal": all(len(v) == 1 for v in labels.values()), "wall_s": wall,
@@ -144,25 +148,26 @@ def run(workers: int, infers: int, uploads: int, tmp: Path, python: Path) -> dic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 8], help="server processes to compare")
+    parser.add_argument("--settings", nargs="+", default=[""],
+                        help="extra serve arguments per run, one string each (default: one run, the defaults)")
     parser.add_argument("--infers", type=int, default=3, help="/infer requests per client (six clients)")
     parser.add_argument("--uploads", type=int, default=3, help="uploads (each followed by a label submit)")
     args = parser.parse_args()
     python = label_python()
     rows = []
-    for workers in args.workers:
+    for setting in args.settings:
         with tempfile.TemporaryDirectory(prefix="label-load-") as td:
-            row = run(workers, args.infers, args.uploads, Path(td), python)
+            row = run(setting, args.infers, args.uploads, Path(td), python)
         rows.append(row)
         print(json.dumps(row), flush=True)
     base = rows[0]
-    print("workers | /infer p50 | /infer p95 | upload+submit p50 | p95 | max | failures | labels equal | kept | load")
+    print("setting | /infer p50 | /infer p95 | upload+submit p50 | p95 | max | failures | labels equal | kept | load")
     for r in rows:
-        print(f"{r['workers']} | {r['infer_p50']:.2f} | {r['infer_p95']:.2f} | {r['write_p50']:.2f} | "
+        print(f"{r['setting']} | {r['infer_p50']:.2f} | {r['infer_p95']:.2f} | {r['write_p50']:.2f} | "
               f"{r['write_p95']:.2f} | {r['write_max']:.2f} | {len(r['failures'])} | {r['labels_equal']} | "
               f"{r['kept']} | {r['load']}")
     for r in rows[1:]:
-        print(f"ratio upload p95 {r['workers']} workers / {base['workers']}: {r['write_p95'] / base['write_p95']:.2f}")
+        print(f"ratio upload p95 {r['setting']} / {base['setting']}: {r['write_p95'] / base['write_p95']:.2f}")
     return 0
 
 

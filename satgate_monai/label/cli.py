@@ -79,11 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"), help="extra MONAI Label --conf"
     )
-    serve.add_argument(
-        "--workers", type=int, default=1,
-        help="server processes (uvicorn workers; default 1). MONAI Label 0.8.5 runs /infer and uploads on the event "
-        "loop of one process, so with 1 an upload waits behind every queued inference; see docs/label.md",
-    )
     serve.add_argument("--skip-check", action="store_true", help="do not check the bundles before starting")
     serve.add_argument("--dry-run", action="store_true", help="check and print the server command, do not start")
     studies = sub.add_parser("studies", help="copy a data_prep output's images (and labels) into a studies folder")
@@ -229,8 +224,7 @@ def server_env(app_dir: Path) -> dict[str, str]:
 
 
 def server_command(
-    python: Path, app_dir: Path, studies: Path | str, host: str, port: int, models: list[str], conf: list[list[str]],
-    workers: int = 1,
+    python: Path, app_dir: Path, studies: Path | str, host: str, port: int, models: list[str], conf: list[list[str]]
 ) -> list[str]:
     """The ``monailabel.main start_server`` command line (run with the environment's own interpreter, through
     :mod:`satgate_monai.label.server`: a private temporary folder, removed on every exit)."""
@@ -240,8 +234,6 @@ def server_command(
     cmd += ["--conf", "zoo_source", "github", "--conf", "sam2", "false", "--conf", "preload", "false"]
     for key, value in conf:
         cmd += ["--conf", key, value]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
     return cmd
 
 
@@ -289,9 +281,7 @@ def serve(args: argparse.Namespace) -> int:
     if is_dicomweb(str(studies)):
         modalities = [m.strip().upper() for m in args.modality.split(",") if m.strip()] or bundle_modalities(bundles)
         conf = [["modalities", ",".join(modalities)], ["dicomweb_cache", str(app_dir / "dicomweb-cache")], *conf]
-    if args.workers < 1:
-        raise UsageError(f"--workers {args.workers}: at least 1")
-    cmd = server_command(python, app_dir, studies, args.host, args.port, list(bundles), conf, args.workers)
+    cmd = server_command(python, app_dir, studies, args.host, args.port, list(bundles), conf)
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     url = f"http://{shown_host}:{args.port}"
     print("satgate-monai MONAI Label server")
