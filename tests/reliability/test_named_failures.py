@@ -33,6 +33,7 @@ def _small_files() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
 
 
+@pytest.mark.slow
 def test_a_refused_write_names_the_output_file(tmp_path):
     cases = tmp_path / "cases"
     cases.mkdir()
