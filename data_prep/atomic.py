@@ -37,6 +37,7 @@ __all__ = [
     "check_output_not_inside_input",
     "fsync_dir",
     "is_temporary",
+    "naming_the_file",
     "remove_stale_temporaries",
     "temporary_path",
     "TMP_MARKER",
@@ -96,6 +97,18 @@ def _fsync_file(path: Path) -> None:
 
 
 @contextlib.contextmanager
+def naming_the_file(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise an ``OSError`` that names no file (a full disk met by ``write``, ``flush`` or a library's writer:
+    ``[Errno 28] No space left on device``) as the same error naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) from e
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(
     final_path: str | os.PathLike,
     *,
@@ -123,12 +136,14 @@ def atomic_path(
         final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(final)
     try:
-        yield tmp
+        with naming_the_file(final):
+            yield tmp
         if not tmp.is_file():
             raise FileNotFoundError(f"the writer did not create {tmp} (destined for {final})")
         if verify is not None:
             verify(tmp)
-        _fsync_file(tmp)
+        with naming_the_file(final):
+            _fsync_file(tmp)
         try:
             mode = stat.S_IMODE(final.stat().st_mode)
         except OSError:

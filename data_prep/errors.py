@@ -3,7 +3,9 @@
 A command ends a user error (bad input, unusable output folder, refused checkpoint...) with exactly one line on
 stderr, ``error: <file>: <fault>``, at most :data:`MAX_ERROR_CHARS` characters, and a non-zero exit; the traceback is
 shown only at debug logging. Ctrl-C ends with exit :data:`EXIT_INTERRUPTED` (130, the shell convention) and the one
-line ``interrupted``. ``satgate_monai``'s command lines and bundle entry points use the same helpers.
+line ``interrupted``; SIGTERM and SIGHUP unwind the same way (temporaries removed) and end with ``terminated by
+SIGTERM`` (``SIGHUP``) and exit 143 (129), see :mod:`data_prep.scratch`. ``satgate_monai``'s command lines and
+bundle entry points use the same helpers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
+
+from data_prep.scratch import Terminated, exit_on_signals, sweep
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -68,12 +72,18 @@ def run_command(
 
     Returns:
         ``fn()``'s code; 2 for a user error (:data:`USER_ERRORS`) or a missing extra (the line names the extra to
-        install, :mod:`data_prep.extras`), 1 for an unexpected one, 130 on Ctrl-C.
+        install, :mod:`data_prep.extras`), 1 for an unexpected one, 130 on Ctrl-C, 128 + the signal number on SIGTERM
+        or SIGHUP.
     """
     from data_prep.extras import missing_extra
 
     try:
-        return int(fn())
+        with exit_on_signals():
+            sweep()  # scratch folders that a killed run left behind
+            return int(fn())
+    except Terminated as e:
+        print(str(e), file=sys.stderr)
+        return int(e.code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

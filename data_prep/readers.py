@@ -78,6 +78,8 @@ def read_image(
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"input not found: {p}")
+    if p.is_dir() and is_image_file(p) and not folder_has_dicom(p):
+        raise InputError(f"{p}: is a folder, not an image file")
     if p.is_dir():
         image = dicom.read_dicom_series(p, series_uid=series_uid, rules=rules)
     elif is_image_file(p):
@@ -127,7 +129,7 @@ def discover_cases(path: str | os.PathLike) -> dict[str, Path]:
             continue
         if entry.is_file() and entry.name.lower().endswith(".raw"):
             continue
-        if entry.is_dir() and not folder_has_dicom(entry):
+        if entry.is_dir() and not folder_has_dicom(entry) and not is_image_file(entry):  # case.nii.gz/: refused later
             logger.info("ignoring folder %s: no DICOM files in it", entry)
             continue
         name = case_name(entry)

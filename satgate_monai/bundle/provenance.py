@@ -18,6 +18,7 @@ The DICOM-SEG's algorithm identification (:func:`algorithm_identity`) is taken f
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
@@ -32,7 +33,7 @@ from typing import Any
 
 from data_prep.atomic import atomic_write_text
 
-__all__ = ["RUN_NAME", "RunLog", "algorithm_identity", "case_record", "file_sha256", "run_record",
+__all__ = ["RUN_NAME", "RunLog", "algorithm_identity", "case_record", "file_sha256", "run_record", "weights_id",
            "write_bundle_run"]
 
 logger = logging.getLogger(__name__)
@@ -68,13 +69,31 @@ def _bundle_meta(bundle_dir: Path) -> dict[str, Any]:
         return {}
 
 
+@functools.lru_cache(maxsize=32)
+def _weights_id(checkpoints: tuple[tuple[str, int, int], ...]) -> str:
+    """12 hex digits of the sha256 over the checkpoints' sha256s (cached by path, size and modification time)."""
+    digests = "\n".join(file_sha256(path) for path, _, _ in checkpoints)
+    return hashlib.sha256(digests.encode()).hexdigest()[:12]
+
+
+def weights_id(checkpoints: Sequence[str | os.PathLike]) -> str:
+    """The checkpoints' short identity (12 hex digits; the same files give the same id), "" without a file."""
+    files = [Path(c) for c in checkpoints if c and Path(c).is_file()]
+    if not files:
+        return ""
+    return _weights_id(tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
 def algorithm_identity(runner: Any) -> tuple[str, str]:
     """``(name, version)`` of the algorithm for a DICOM-SEG: the bundle's folder name and
-    ``"<bundle version> satgate-monai <version>"`` (each at most 64 characters, DICOM LO)."""
+    ``"<bundle version> satgate-monai <version> weights <12 hex>"`` (each at most 64 characters, DICOM LO); the
+    weights id (:func:`weights_id`) tells apart two SEGs of the same bundle with other checkpoints."""
     from satgate_monai import __version__
 
     bundle_version = _bundle_meta(Path(runner.bundle_dir)).get("version", "unversioned")
-    return str(runner.name)[:64], f"{bundle_version} satgate-monai {__version__}"[:64]
+    weights = weights_id(getattr(runner, "checkpoints", None) or [getattr(runner, "ckpt", None)])
+    version = f"{bundle_version} satgate-monai {__version__}" + (f" weights {weights}" if weights else "")
+    return str(runner.name)[:64], version[:64]
 
 
 def run_record(runner: Any, *, command: Sequence[str] | None = None, options: Mapping[str, Any] | None = None

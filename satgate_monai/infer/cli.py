@@ -142,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series-rules", default=None, metavar="JSON",
                    help="series selection rules file (default: the bundle's metadata.json series_selection)")
     p.add_argument("--store", action="store_true",
-                   help="send each DICOM-SEG back to the dicomweb:// input's server with STOW-RS")
+                   help="send each DICOM-SEG back to the dicomweb:// input's server with STOW-RS; skipped with a "
+                        "notice when the study already holds a SEG of the same bundle, versions and weights for the "
+                        "series")
+    p.add_argument("--store-again", action="store_true",
+                   help="with --store: store the DICOM-SEG even when the study already holds one of this algorithm")
     p.add_argument("--no-prefetch", action="store_true",
                    help="run the cases one after the other (default: the next case is read and preprocessed, and the "
                         "previous one written, while the network runs; up to three cases in memory)")
@@ -194,6 +198,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
     if args.store and not is_dicomweb(args.input):
         raise ValueError("--store needs a dicomweb://HOST:PORT/PATH?study=UID input")
+    if args.store_again and not args.store:
+        raise ValueError("--store-again goes with --store")
     set_threads(args.threads)
     device = resolve_device(args.device)
     precision = ("fp16" if device.type == "cuda" else "bf16") if args.amp else args.precision
@@ -208,8 +214,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                             prefetch=not args.no_prefetch)
     command = ["python", "-m", "satgate_monai.infer", *argv]
     if is_dicomweb(args.input):
-        reports = run_dicomweb(runner, args.input, args.out, opts, store=args.store, progress=not args.no_progress,
-                               command=command)
+        reports = run_dicomweb(runner, args.input, args.out, opts, store=args.store, store_again=args.store_again,
+                               progress=not args.no_progress, command=command)
     else:
         reports = run_inference(runner, args.input, args.out, opts, progress=not args.no_progress, command=command)
     if args.save_attention:

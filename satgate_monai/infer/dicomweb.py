@@ -2,10 +2,11 @@
 
 ``--input dicomweb://HOST:PORT/PATH?study=UID`` (``dicomwebs://`` for HTTPS; ``&series=UID`` retrieves only that
 series) names a study on a DICOMweb server (``http://HOST:PORT/PATH`` is its DICOMweb root, e.g. Orthanc's
-``/dicom-web``). The study's instances are retrieved with WADO-RS (``dicomweb-client``) into a private temporary
-folder, one file per instance, and that folder runs through :func:`~satgate_monai.infer.pipeline.run_inference` as
-one case named after the StudyInstanceUID: the same validated reader, series selection, bundle and return to the
-source grid as for a folder. With ``store`` the case's DICOM-SEG is sent back with STOW-RS (same study, a new
+``/dicom-web``). The study's instances are retrieved with WADO-RS (``dicomweb-client``) into a private scratch
+folder (:func:`data_prep.scratch.private_folder`: 0700, removed on every exit, swept after a kill), one file per
+instance, and that folder runs through :func:`~satgate_monai.infer.pipeline.run_inference` as one case named after
+the StudyInstanceUID: the same validated reader, series selection, bundle and return to the source grid as for a
+folder. With ``store`` the case's DICOM-SEG is sent back with STOW-RS (same study, a new
 series); the report gains ``stored_seg`` (its SOP Instance UID) and the seconds spent retrieving and storing.
 
 The whole study is retrieved (non-image objects included, so the report can say why each series was skipped), which
@@ -17,20 +18,21 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from data_prep.scratch import private_folder
+from satgate_monai.bundle.provenance import algorithm_identity
 from satgate_monai.infer.bundle import BundleRunner
 from satgate_monai.infer.cases import sanitize_name
 from satgate_monai.infer.pipeline import InferenceOptions, run_inference
 from satgate_monai.infer.report import CaseReport, write_report
 
-__all__ = ["SCHEMES", "DicomwebError", "DicomwebSource", "is_dicomweb", "parse_dicomweb", "retrieve_study",
-           "store_file", "run_dicomweb"]
+__all__ = ["SCHEMES", "DicomwebError", "DicomwebSource", "find_stored_seg", "is_dicomweb", "parse_dicomweb",
+           "retrieve_study", "store_file", "run_dicomweb"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,38 @@ def retrieve_study(source: DicomwebSource, folder: str | os.PathLike) -> int:
     return n
 
 
+def _first(meta: dict, tag: str):
+    """The first value of ``tag`` (8 hex digits) in a DICOM JSON object, or None."""
+    return (meta.get(tag, {}).get("Value") or [None])[0]
+
+
+def find_stored_seg(source: DicomwebSource, series_uid: str, algorithm: tuple[str, str]) -> str | None:
+    """The SeriesInstanceUID of a DICOM-SEG already in the study that this algorithm made for ``series_uid``, or None.
+
+    QIDO-RS lists the study's SEG series; WADO-RS metadata of each tells who made it: ManufacturerModelName (the
+    bundle), SoftwareVersions (bundle, package and weights versions: :func:`~satgate_monai.bundle.provenance.
+    algorithm_identity`) and the ReferencedSeriesSequence (the source series), all set by the project's SEG writer.
+
+    Raises:
+        DicomwebError: the server did not answer or answered an error.
+    """
+    import requests
+
+    name, version = algorithm
+    client = _client(source.url)
+    try:
+        for series in client.search_for_series(source.study, search_filters={"Modality": "SEG"}):
+            seg_uid = _first(series, "0020000E")
+            for meta in client.retrieve_series_metadata(source.study, seg_uid)[:1]:
+                refs = [_first(r, "0020000E") for r in (meta.get("00081115", {}).get("Value") or [])]
+                versions = meta.get("00181020", {}).get("Value") or []
+                if _first(meta, "00081090") == name and version in versions and series_uid in refs:
+                    return seg_uid
+    except (requests.RequestException, ValueError) as e:
+        raise _fail("QIDO-RS look-up of stored DICOM-SEGs", source, e) from None
+    return None
+
+
 def store_file(source: DicomwebSource, path: str | os.PathLike) -> str:
     """Send the DICOM file at ``path`` to the server with STOW-RS; return its SOP Instance UID.
 
@@ -157,10 +191,12 @@ def store_file(source: DicomwebSource, path: str | os.PathLike) -> str:
 
 
 def run_dicomweb(runner: BundleRunner, address: str, out_dir: str | os.PathLike, opts: InferenceOptions | None = None,
-                 *, store: bool = False, progress: bool = True, command: Sequence[str] | None = None
-                 ) -> list[CaseReport]:
+                 *, store: bool = False, store_again: bool = False, progress: bool = True,
+                 command: Sequence[str] | None = None) -> list[CaseReport]:
     """Retrieve the study at ``address``, run the pipeline on it, write outputs to ``out_dir`` and, with ``store``,
-    send the DICOM-SEG back.
+    send the DICOM-SEG back, unless the study already holds a SEG of the same algorithm and weights for the same
+    source series (:func:`find_stored_seg`): then the store is skipped with a notice (``warning`` in the report,
+    ``stored_seg`` names the SEG series found), except with ``store_again``.
 
     Returns:
         The case's report (one; ``report.csv`` in ``out_dir`` is updated).
@@ -174,15 +210,17 @@ def run_dicomweb(runner: BundleRunner, address: str, out_dir: str | os.PathLike,
     if store and "dicomseg" not in opts.formats:
         raise ValueError("--store sends the DICOM-SEG back: add dicomseg to --format")
     out = Path(out_dir)
-    with tempfile.TemporaryDirectory(prefix="satgate-dicomweb-") as td:
+    with private_folder("dicomweb") as td:
         study_dir = Path(td) / sanitize_name(source.study, "study")
         t0 = time.perf_counter()
         n = retrieve_study(source, study_dir)
         t_get = time.perf_counter() - t0
         logger.info("retrieved %d instance(s) of study %s from %s in %.2f s", n, source.study, source.url, t_get)
         reports = run_inference(runner, study_dir, out, opts, progress=progress, command=command)
+    where = f"DICOMweb {source.url} study {source.study}"  # never the scratch folder, gone by now
     for r in reports:
         r.input = address
+        r.error = r.error.replace(f"DICOM folder {study_dir}", where).replace(str(study_dir), where)
         r.extra["retrieve_seconds"] = f"{t_get:.3f}"
         if store and r.status == "ok":
             seg = next((o for o in r.outputs if o.endswith("_seg.dcm")), None)
@@ -190,7 +228,17 @@ def run_dicomweb(runner: BundleRunner, address: str, out_dir: str | os.PathLike,
             try:
                 if seg is None:
                     raise DicomwebError("no DICOM-SEG was written for this case")
-                r.extra["stored_seg"] = store_file(source, out / seg)
+                found = None if store_again else find_stored_seg(source, r.extra.get("series", ""),
+                                                                 algorithm_identity(runner))
+                if found:
+                    note = (f"not stored: study {source.study} on {source.url} already holds DICOM-SEG series {found} "
+                            f"of the same algorithm and weights for series {r.extra.get('series')} "
+                            "(--store-again stores another)")
+                    logger.warning("%s", note)
+                    r.warning = "; ".join(filter(None, [r.warning, note]))
+                    r.extra["stored_seg"] = f"already stored: series {found}"
+                else:
+                    r.extra["stored_seg"] = store_file(source, out / seg)
             except DicomwebError as e:
                 r.status, r.error = "failed", f"{type(e).__name__}: {e}"
             r.extra["store_seconds"] = f"{time.perf_counter() - t1:.3f}"

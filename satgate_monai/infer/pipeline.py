@@ -359,7 +359,7 @@ def run_inference(runner: BundleRunner, input_path: str | os.PathLike, out_dir: 
 
     def record(case: Case, r: CaseReport) -> None:
         if r.status == "failed":
-            logger.error("case %s failed: %s", case.name, r.error)
+            logger.info("case %s failed: %s", case.name, r.error)  # the command line prints it once, at the end
         reports.append(r)
         report_file.add(r)
         if r.status != "skipped" or case.name not in runlog.cases:

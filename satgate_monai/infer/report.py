@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_prep.atomic import atomic_write_text
+from data_prep.atomic import atomic_write_text, naming_the_file
 
 __all__ = ["CaseReport", "BASE_COLUMNS", "ReportAppender", "label_volumes_ml", "write_report", "read_rows"]
 
@@ -179,7 +179,7 @@ class ReportAppender:
             return
         buf = io.StringIO()
         csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n", restval="").writerow(row)
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
+        with naming_the_file(self.path), open(self.path, "a", encoding="utf-8", newline="") as f:
             f.write(buf.getvalue())
             f.flush()
             os.fsync(f.fileno())

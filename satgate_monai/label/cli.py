@@ -226,8 +226,10 @@ def server_env(app_dir: Path) -> dict[str, str]:
 def server_command(
     python: Path, app_dir: Path, studies: Path | str, host: str, port: int, models: list[str], conf: list[list[str]]
 ) -> list[str]:
-    """The ``monailabel.main start_server`` command line (run with the environment's own interpreter)."""
-    cmd = [str(python), "-m", "monailabel.main", "start_server", "--app", str(app_dir), "--studies", str(studies)]
+    """The ``monailabel.main start_server`` command line (run with the environment's own interpreter, through
+    :mod:`satgate_monai.label.server`: a private temporary folder, removed on every exit)."""
+    cmd = [str(python), "-m", "satgate_monai.label.server", "start_server"]
+    cmd += ["--app", str(app_dir), "--studies", str(studies)]
     cmd += ["--host", host, "--port", str(port), "--conf", "models", ",".join(models)]
     cmd += ["--conf", "zoo_source", "github", "--conf", "sam2", "false", "--conf", "preload", "false"]
     for key, value in conf:

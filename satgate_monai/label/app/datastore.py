@@ -1,7 +1,8 @@
 """The app's datastores: a studies folder or a DICOMweb PACS (e.g. Orthanc), both checking uploads at the door.
 
 - :class:`CheckedLocalDatastore`: MONAI Label's folder datastore; an uploaded image or label is checked
-  (:mod:`satgate_monai.label.validation`) before it is stored, and refused with HTTP 422 and a one-line reason.
+  (:mod:`satgate_monai.label.validation`) before it is stored, and refused with HTTP 422 and a one-line reason; the
+  server's temporary copy of a refused upload is removed at once (:func:`discard_on_failure`).
 - :class:`PACSDatastore`: MONAI Label's DICOMweb datastore (``--studies http://host:port/dicom-web``): studies and
   series are listed with QIDO-RS, a series is fetched with WADO-RS and converted to NIfTI in a local cache, and a
   submitted label is checked, written as a DICOM-SEG that references the source series (pydicom-seg, no download of
@@ -11,11 +12,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -27,12 +29,24 @@ from monailabel.interfaces.datastore import DefaultLabelTag
 
 from satgate_monai.label.validation import UploadError, check_image_upload, check_label_upload
 
-__all__ = ["CheckedLocalDatastore", "PACSDatastore", "UploadChecks", "write_dicom_seg"]
+__all__ = ["CheckedLocalDatastore", "PACSDatastore", "UploadChecks", "discard_on_failure", "write_dicom_seg"]
 
 logger = logging.getLogger(__name__)
 
 DERIVED_MODALITIES = {"SEG", "RTSTRUCT", "SR", "PR", "KO", "REG", "RWV"}
 LIST_TTL = 30.0  # seconds a DICOMweb series listing is reused
+
+
+@contextlib.contextmanager
+def discard_on_failure(upload: str) -> Iterator[None]:
+    """Remove the server's temporary copy of an upload when storing it fails (refused, or any error): MONAI Label
+    removes it only after a successful answer."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(upload)
+        raise
 
 
 class UploadChecks:
@@ -57,11 +71,13 @@ class UploadChecks:
         return self.get_image_uri(image_id)
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
-        try:
-            check_image_upload(image_filename, name=f"uploaded image {image_id or os.path.basename(image_filename)!r}")
-        except UploadError as e:
-            raise self._refuse(e) from None
-        return super().add_image(image_id, image_filename, image_info)
+        with discard_on_failure(image_filename):
+            name = f"uploaded image {image_id or os.path.basename(image_filename)!r}"
+            try:
+                check_image_upload(image_filename, name=name)
+            except UploadError as e:
+                raise self._refuse(e) from None
+            return super().add_image(image_id, image_filename, image_info)
 
     def check_label(self, image_id: str, label_filename: str) -> None:
         """Refuse (HTTP 404/422) a label for an unknown image, or one the checks reject."""
@@ -76,8 +92,9 @@ class CheckedLocalDatastore(UploadChecks, LocalDatastore):
     """MONAI Label's studies-folder datastore with uploads checked before they are stored."""
 
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
-        self.check_label(image_id, label_filename)
-        return super().save_label(image_id, label_filename, label_tag, label_info)
+        with discard_on_failure(label_filename):
+            self.check_label(image_id, label_filename)
+            return super().save_label(image_id, label_filename, label_tag, label_info)
 
 
 def _seg_template(values: list[int], names: dict[int, str], description: str):
@@ -204,6 +221,10 @@ class PACSDatastore(UploadChecks, DICOMWebDatastore):
         self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any], label_id: str = ""
     ) -> str:
         """Check the label; a final label is stored in the PACS as a DICOM-SEG referencing the series, and cached."""
+        with discard_on_failure(label_filename):
+            return self._save_label(image_id, label_filename, label_tag, label_info)
+
+    def _save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
         self.check_label(image_id, label_filename)
         if label_tag == DefaultLabelTag.FINAL:
             series_dir = os.path.realpath(os.path.join(self._datastore.image_path(), image_id))
