@@ -126,7 +126,8 @@ class CaseEngine:
             p = torch.softmax(p, dim=0)
         return p
 
-    def to_source(self, pred: torch.Tensor, case: Case, grid_affine: np.ndarray | None = None) -> np.ndarray:
+    def to_source(self, pred: torch.Tensor, case: Case, grid_affine: np.ndarray | None = None, *,
+                  probabilities_out: np.ndarray | None = None) -> np.ndarray:
         """The label map on the source grid, ``(X, Y, Z)`` uint8, from the network output on the working grid.
 
         Args:
@@ -134,9 +135,12 @@ class CaseEngine:
                 bundle's activation is applied here).
             case: the case.
             grid_affine: the working grid's affine (default: :meth:`grid`).
+            probabilities_out: float16 ``(C, Z, Y, X)`` that receives the source-grid probabilities (see
+                :func:`~satgate_monai.bundle.engine.grid.labels_on_source`).
         """
         grid_affine = self.grid(case)[0] if grid_affine is None else np.asarray(grid_affine, dtype=np.float64)
-        labels = labels_on_source(self.probabilities(pred), grid_affine, snap_affine(case.affine), case.shape)
+        labels = labels_on_source(self.probabilities(pred), grid_affine, snap_affine(case.affine), case.shape,
+                                  probabilities_out=probabilities_out)
         if not self.label_steps:
             return labels
         data = {"pred": MetaTensor(torch.from_numpy(labels)[None], affine=torch.as_tensor(case.affine))}

@@ -130,8 +130,8 @@ def to_working_grid(voxels: np.ndarray, affine, grid_affine, grid_shape: Sequenc
     return out
 
 
-def labels_on_source(probabilities: torch.Tensor, grid_affine, affine, shape: Sequence[int], *, slab: int = 8
-                     ) -> np.ndarray:
+def labels_on_source(probabilities: torch.Tensor, grid_affine, affine, shape: Sequence[int], *, slab: int = 8,
+                     probabilities_out: np.ndarray | None = None) -> np.ndarray:
     """Probabilities on the working grid -> the label map on the source grid (linear, then argmax per slab).
 
     Args:
@@ -139,6 +139,8 @@ def labels_on_source(probabilities: torch.Tensor, grid_affine, affine, shape: Se
         grid_affine: the working grid's affine.
         affine: the source's snapped affine; ``shape`` its ``(X, Y, Z)``.
         slab: source slices per step (memory: ``C * X * Y * slab`` float32).
+        probabilities_out: a float16 ``(C, Z, Y, X)`` array (SimpleITK/numpy order) that receives the probabilities
+            on the source grid; the labels are then the argmax of these float16 values, so the two agree exactly.
 
     Returns:
         uint8 ``(X, Y, Z)`` (ties: the lower label, as ``torch.argmax``).
@@ -153,6 +155,9 @@ def labels_on_source(probabilities: torch.Tensor, grid_affine, affine, shape: Se
     for k0 in range(0, shape[2], slab):
         k1 = min(k0 + slab, shape[2])
         vals = _sample(p, (to_grid @ _index_points(shape, k0, k1))[:3], (shape[0], shape[1], k1 - k0))
+        if probabilities_out is not None:
+            vals = vals.to(torch.float16)
+            probabilities_out[:, k0:k1] = vals.permute(0, 3, 2, 1).numpy()
         lab = torch.argmax(vals, dim=0) if p.shape[0] > 1 else (vals[0] > 0.5)
         out[:, :, k0:k1] = lab.to(torch.uint8).numpy()
     return out
