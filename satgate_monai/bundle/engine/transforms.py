@@ -1,5 +1,9 @@
-"""``WorkingGridd``: the case engine's working grid as a MONAI dictionary transform, for the bundles' train and
-validation preprocessing (the engine's own inference path computes the same grid and values, slab by slab)."""
+"""The case engine as MONAI dictionary transforms.
+
+* ``WorkingGridd``: the working grid, for the bundles' train and validation preprocessing (the engine's inference path
+  computes the same grid and values, slab by slab);
+* ``CaseToWorkingGridd`` and ``ToSourceGridd``: the engine's two ends, for the MONAI Label app.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from monai.utils import ensure_tuple_rep
 
 from satgate_monai.bundle.engine.grid import snap_affine, to_working_grid, working_grid
 
-__all__ = ["WorkingGridd"]
+__all__ = ["CaseToWorkingGridd", "ToSourceGridd", "WorkingGridd"]
 
 
 class WorkingGridd(MapTransform):
@@ -57,4 +61,54 @@ class WorkingGridd(MapTransform):
                 out = out.astype(arr.dtype, copy=False)
             d[key] = MetaTensor(torch.from_numpy(out), affine=torch.as_tensor(affine, dtype=torch.float64),
                                 meta=dict(img.meta))
+        return d
+
+
+class CaseToWorkingGridd(MapTransform):
+    """Read ``data[key]`` (an image file or DICOM folder) as a case and put the engine's network input in its place.
+
+    ``data[key]`` becomes :meth:`CaseEngine.preprocess <satgate_monai.bundle.engine.CaseEngine.preprocess>`'s
+    ``(1, X, Y, Z)`` MetaTensor (its meta data hold the source grid) and ``data[case_key]`` the
+    :class:`~satgate_monai.bundle.engine.Case`. The MONAI Label app's pre-transforms.
+    """
+
+    def __init__(self, keys: KeysCollection, engine: Any, case_key: str = "case") -> None:
+        super().__init__(keys)
+        self.engine, self.case_key = engine, case_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from satgate_monai.bundle.engine.case import read_case
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            case = read_case(d[key])
+            d[self.case_key] = case
+            d[key] = self.engine.preprocess(case)
+        return d
+
+
+class ToSourceGridd(MapTransform):
+    """The network output ``data[key]`` ``(C, X, Y, Z)`` on the working grid -> the label map on the source grid,
+    ``(1, X, Y, Z)`` uint8 MetaTensor with the source's affine (:meth:`CaseEngine.to_source
+    <satgate_monai.bundle.engine.CaseEngine.to_source>`: linear, argmax, the bundle's label steps). The MONAI Label
+    app's post-transform.
+
+    Args:
+        keys: the prediction keys.
+        engine: the case engine.
+        ref_key: the network input (its affine is the working grid, its meta data the source grid).
+        case_key: the :class:`~satgate_monai.bundle.engine.Case` put there by :class:`CaseToWorkingGridd`.
+    """
+
+    def __init__(self, keys: KeysCollection, engine: Any, ref_key: Hashable = "image", case_key: str = "case") -> None:
+        super().__init__(keys)
+        self.engine, self.ref_key, self.case_key = engine, ref_key, case_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        ref, case = d[self.ref_key], d[self.case_key]
+        meta = {k: v for k, v in ref.meta.items() if k != "affine"}
+        for key in self.key_iterator(d):
+            labels = self.engine.to_source(torch.as_tensor(d[key]), case, ref.affine.numpy())
+            d[key] = MetaTensor(torch.from_numpy(labels)[None], affine=torch.as_tensor(case.affine), meta=meta)
         return d
