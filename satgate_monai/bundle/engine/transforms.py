@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform
+from monai.transforms import InvertibleTransform, MapTransform
 from monai.utils import ensure_tuple_rep
 
 from satgate_monai.bundle.engine.grid import snap_affine, to_working_grid, working_grid
@@ -22,9 +22,10 @@ from satgate_monai.bundle.engine.grid import snap_affine, to_working_grid, worki
 __all__ = ["CaseToWorkingGridd", "ToSourceGridd", "WorkingGridd"]
 
 
-class WorkingGridd(MapTransform):
+class WorkingGridd(MapTransform, InvertibleTransform):
     """Resample ``(C, X, Y, Z)`` MetaTensors onto the working grid of their geometry
-    (:func:`~satgate_monai.bundle.engine.grid.working_grid`), replacing ``Spacingd``.
+    (:func:`~satgate_monai.bundle.engine.grid.working_grid`), replacing ``Spacingd``. Invertible (``Invertd``
+    resamples back with the recorded mode, or nearest with ``nearest_interp``).
 
     Args:
         keys: the keys to resample (all share the first key's grid).
@@ -59,8 +60,27 @@ class WorkingGridd(MapTransform):
             out = np.stack([to_working_grid(arr[c], src, affine, shape, mode=mode) for c in range(arr.shape[0])])
             if mode == "nearest":
                 out = out.astype(arr.dtype, copy=False)
-            d[key] = MetaTensor(torch.from_numpy(out), affine=torch.as_tensor(affine, dtype=torch.float64),
-                                meta=dict(img.meta))
+            new = MetaTensor(torch.from_numpy(out), affine=torch.as_tensor(affine, dtype=torch.float64),
+                             meta=dict(img.meta), applied_operations=list(img.applied_operations))
+            self.push_transform(new, orig_size=tuple(img.shape[1:]),
+                                extra_info={"src_affine": src, "mode": mode})
+            d[key] = new
+        return d
+
+    def inverse(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Resample each key back onto the grid it had before this transform (border padding)."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            info = self.pop_transform(img)
+            extra, size = info["extra_info"], tuple(int(s) for s in info["orig_size"])
+            mode = "nearest" if str(extra["mode"]) == "nearest" else "bilinear"
+            arr = img.as_tensor().detach().float().cpu().numpy()
+            work = img.affine.numpy()
+            out = np.stack([to_working_grid(arr[c], work, extra["src_affine"], size, mode=mode)
+                            for c in range(arr.shape[0])])
+            d[key] = MetaTensor(torch.from_numpy(out), affine=torch.as_tensor(np.asarray(extra["src_affine"])),
+                                meta=dict(img.meta), applied_operations=list(img.applied_operations))
         return d
 
 
