@@ -5,12 +5,12 @@
   ``series_selection``), plus what the SDK's own filter does not do: localizer-only series never qualify, a tie is
   refused instead of taking the first series in load order, and the choice with its reasons is logged.
 - :class:`SATSegmentationOperator` runs the chosen series through the project's own case pipeline
-  (:func:`satgate_monai.infer.pipeline.run_case`): data_prep's validated reader, the bundle's inference config, the
-  label map returned to the source grid by one nearest-neighbour resampling, the DICOM-SEG written frame by frame
-  against the source instances. It replaces the SDK's ``DICOMSeriesToVolumeOperator`` +
-  ``MonaiBundleInferenceOperator`` + ``DICOMSegmentationWriterOperator`` chain, whose bundle operator needs a
-  TorchScript ``model.ts`` and returns the label through the bundle's ``Invertd`` (interpolated probabilities, then
-  argmax), not the geometry-exact nearest-neighbour return; so the application's SEG is the CLI's SEG.
+  (:func:`satgate_monai.infer.pipeline.run_case`): data_prep's validated reader, the bundle layer's case engine
+  (:mod:`satgate_monai.bundle.engine`: working grid, probabilities linearly back to the source grid, argmax, label
+  steps), the DICOM-SEG written frame by frame against the source instances. It replaces the SDK's
+  ``DICOMSeriesToVolumeOperator`` + ``MonaiBundleInferenceOperator`` + ``DICOMSegmentationWriterOperator`` chain,
+  whose bundle operator needs a TorchScript ``model.ts`` and whose grid moves with the stored precision of the
+  geometry; so the application's mask and SEG are those of the CLI, ``monai.bundle run`` and MONAI Label.
 """
 
 from __future__ import annotations
