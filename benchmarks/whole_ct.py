@@ -150,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.image is not None:
             sitk.WriteImage(sitk.ReadImage(str(args.image)), str(image))
             size = sitk.ReadImage(str(image)).GetSize()
+            spacing = "x".join(f"{v:g}" for v in sitk.ReadImage(str(image)).GetSpacing())
         else:
             sitk.WriteImage(_synthetic_ct()(size, (0.7, 0.7, 0.8)), str(image))
+            spacing = "0.7x0.7x0.8"
         images = [image] + [data / f"ct{k}.nii.gz" for k in range(1, args.cases)]
         for extra in images[1:]:
             shutil.copyfile(image, extra)
@@ -206,9 +208,10 @@ def main(argv: list[str] | None = None) -> int:
                 theirs_path = next(p for p in folder.rglob("*.nii.gz") if p.name.startswith("ct_"))
                 theirs = np.asarray(nib.load(theirs_path).dataobj).reshape(ours.shape)
                 agreement[name] = float((ours == theirs).mean())
+            foreground = float((ours > 0).mean())
     best = min(t_cli)
     print(f"# Whole-CT inference: CLI vs MONAI bundle run\n\n{args.cases} x volume {'x'.join(map(str, size))} at "
-          f"0.7x0.7x0.8 mm, bundle {args.bundle.name}, {weights}, device {args.device}, threads {args.threads}, CLI "
+          f"{spacing} mm, bundle {args.bundle.name}, {weights}, device {args.device}, threads {args.threads}, CLI "
           f"precision {args.precision}, CLI backend {args.backend}; load average at start {load:.1f}, at end "
           f"{os.getloadavg()[0]:.1f}\n")
     def rss(name: str) -> str:
@@ -228,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     if t_monai is not None:
         print(f"\n- reference / CLI time: {t_ref / best:.2f}; reference / bundle run time: {t_ref / t_monai:.2f} "
               "(target >= 3 each)")
+        print(f"- foreground (label > 0) in the CLI's mask: {foreground:.4f}")
         for name, a in agreement.items():
             print(f"- voxel label agreement, CLI vs {name}: {a:.6f} (target >= 0.9999 vs the reference)")
     if stages:
