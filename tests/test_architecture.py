@@ -142,3 +142,25 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from satgate_monai.infer.cli import main\n    return main\n")
     assert [m for _, m in _imports(bad) if _part(m) not in ALLOWED["bundle"]] == ["satgate_monai.infer.cli",
                                                                                  "satgate_monai.infer.cli.main"]
+
+
+def _config_names(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"satgate_monai(?:\.[A-Za-z_][A-Za-z0-9_]*)+", text))
+
+
+def _config_violations(names: set[str]) -> list[str]:
+    below_tools = {"bundle", "networks", "runtime", "tasks", "resources"}
+    return sorted(n for n in names if n.split(".")[1] not in below_tools)
+
+
+def test_bundle_configs_name_only_the_bundle_layer_and_below():
+    """Bundle JSON configs are code of the bundle layer: they name ``satgate_monai.bundle.*`` (and the layers below
+    it: networks, runtime), never a tool (``infer``, ``label``, ...)."""
+    files = sorted((REPO_ROOT / "bundles").glob("*/configs/*.json"))
+    assert files
+    bad = {str(f.relative_to(REPO_ROOT)): v for f in files if (v := _config_violations(_config_names(f.read_text())))}
+    assert not bad, f"bundle configs name tool-layer code: {bad}"
+    assert _config_violations({"satgate_monai.infer.bundle.BundleRunner", "satgate_monai.bundle.CaseEngine"}) == [
+        "satgate_monai.infer.bundle.BundleRunner"]  # the rule catches a tool name

@@ -14,6 +14,8 @@
 * :mod:`~satgate_monai.bundle.crossval`: per-fold and pooled cross-validation summaries;
 * :mod:`~satgate_monai.bundle.postprocess`: keep-largest-component / fill-holes chosen on validation data;
 * :mod:`~satgate_monai.bundle.distributed`: ``finish_distributed`` ends a multi-process run cleanly on every rank;
+* :mod:`~satgate_monai.bundle.engine`: the one case engine (``CaseEngine``: working grid, network, linear return to
+  the source grid, label steps) behind ``monai.bundle run``, the CLI, MONAI Label and Deploy; ``WorkingGridd``;
 * ``write_bundle_run`` (:mod:`satgate_monai.bundle.provenance`): ``run.json`` beside ``monai.bundle run`` predictions.
 
 Needs pytorch-ignite and tensorboard (the ``train`` extra); ``import satgate_monai`` does not import this package.
@@ -25,6 +27,7 @@ from satgate_monai.bundle.crossval import write_crossval
 from satgate_monai.bundle.data import DatasetNotFoundError, load_datalist, require_data, require_file
 from satgate_monai.bundle.deep_supervision import DEEP_SUPERVISION_OVERRIDES, first_output
 from satgate_monai.bundle.distributed import finish_distributed
+from satgate_monai.bundle.engine import Case, CaseEngine, WorkingGridd, read_case
 from satgate_monai.bundle.evaluation import CaseMetricsWriter, format_table1, summarise
 from satgate_monai.bundle.handlers import AttentionImageHandler, GateStatsHandler, TrainProgressBar
 from satgate_monai.bundle.image_folder import inference_datalist
@@ -36,6 +39,10 @@ from satgate_monai.bundle.transforms import ValidateImaged, ValidatingReader, de
 
 __all__ = [
     "AttentionImageHandler",
+    "Case",
+    "CaseEngine",
+    "WorkingGridd",
+    "read_case",
     "DEEP_SUPERVISION_OVERRIDES",
     "first_output",
     "finish_distributed",

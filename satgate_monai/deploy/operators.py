@@ -7,12 +7,12 @@
   from the datasets the SDK's ``DICOMDataLoaderOperator`` parsed (each file's one parse): no file is read again.
 - :class:`SATSegmentationOperator` runs the chosen series through the project's own case pipeline
   (:func:`satgate_monai.infer.pipeline.run_case`): data_prep's validated reader (stacking the chosen series from the
-  SDK's datasets, taken by its SeriesInstanceUID, not chosen again), the bundle's inference config, the
-  label map returned to the source grid by one nearest-neighbour resampling, the DICOM-SEG written frame by frame
-  against the source instances. It replaces the SDK's ``DICOMSeriesToVolumeOperator`` +
-  ``MonaiBundleInferenceOperator`` + ``DICOMSegmentationWriterOperator`` chain, whose bundle operator needs a
-  TorchScript ``model.ts`` and returns the label through the bundle's ``Invertd`` (interpolated probabilities, then
-  argmax), not the geometry-exact nearest-neighbour return; so the application's SEG is the CLI's SEG.
+  SDK's datasets, taken by its SeriesInstanceUID, not chosen again), the bundle layer's case engine
+  (:mod:`satgate_monai.bundle.engine`: working grid, probabilities linearly back to the source grid, argmax, label
+  steps), the DICOM-SEG written frame by frame against the source instances. It replaces the SDK's
+  ``DICOMSeriesToVolumeOperator`` + ``MonaiBundleInferenceOperator`` + ``DICOMSegmentationWriterOperator`` chain,
+  whose bundle operator needs a TorchScript ``model.ts`` and whose grid moves with the stored precision of the
+  geometry; so the application's mask and SEG are those of the CLI, ``monai.bundle run`` and MONAI Label.
 """
 
 from __future__ import annotations

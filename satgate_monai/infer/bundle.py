@@ -1,23 +1,14 @@
-"""Run a MONAI bundle's own inference config on one image: preprocessing, network, inferer, postprocessing.
+"""Run a MONAI bundle's inference on one image through the case engine, with the CLI's network stage.
 
-Nothing of the pipeline is copied here. :class:`BundleRunner` parses ``<bundle>/configs/inference.json`` (or
-``.yaml``) with :class:`monai.bundle.ConfigParser` and takes its ``preprocessing``, ``network`` (or ``network_def``),
-``inferer`` and ``postprocessing`` objects. Two things are changed, both documented in ``docs/infer.md``:
-
-- ``Invertd`` and ``SaveImaged``/``SaveImage`` are left out of the postprocessing: the remaining steps (activation,
-  argmax, connected components...) run in network space, and the label map returns to the source grid in one
-  SimpleITK nearest-neighbour resampling, which is what ``Invertd`` with ``nearest_interp=True`` followed by an
-  argmax computes, many times faster (:mod:`satgate_monai.infer.postprocessing`, shared with the MONAI Label app).
-  Writing is done by the CLI's writers.
-- the inferer's ``overlap`` is set from the CLI (when the inferer has one).
-
-The image that data_prep's validated reader returned goes to the pipeline in memory: it becomes the MetaTensor the
-bundle's ``LoadImaged`` would have made of it (:func:`~satgate_monai.infer.geometry.image_to_metatensor`: exact
-RAS affine, ``space``, ``spatial_shape``, the loader's dtype) and the bundle's preprocessing runs from the step after
-its ``LoadImage(d)`` (``EnsureChannelFirstd``, ``Orientationd``, ``Spacingd``... unchanged), so no file is written
-and read back. ``ValidateImaged`` steps skip re-reading the source file and re-scanning the voxels (the reader
-validated both in one pass) and still check shapes and geometry. A path is still accepted and then runs the whole
-preprocessing, loader included.
+:class:`BundleRunner` parses ``<bundle>/configs/inference.json`` (or ``.yaml``) with
+:class:`monai.bundle.ConfigParser` and builds the bundle layer's
+:class:`~satgate_monai.bundle.engine.CaseEngine` from its ``pixdim``, ``axcodes``, ``intensity`` and
+``postprocessing``: the case goes onto the deterministic working grid (slab by slab, from the source dtype), and the
+network's output returns to the source grid linearly, then argmax, then the bundle's label steps. This is the same
+engine ``python -m monai.bundle run``, the MONAI Label app and the Deploy application call, so all give the same mask.
+What the CLI adds is its network stage: the config's ``network`` and ``inferer`` run through its ``ensemble_inferer``
+(checkpoint ensembles, mirroring), with a precision, an ONNX Runtime backend and attention maps; the inferer's
+``overlap`` is set from the CLI (when the inferer has one).
 
 With ``save_attention`` the attention maps come from the same forward passes as the prediction: every window's
 network call also returns each ``sat``/``at`` gate's map (captured by forward hooks, upsampled to the window), and
@@ -26,7 +17,6 @@ the sliding-window inferer stitches them as a second output beside the logits.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -41,21 +31,18 @@ import torch
 import torch.nn.functional as F
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
-from monai.transforms import Compose, EnsureChannelFirst, LoadImage, LoadImaged
 from torch import nn
 
 from satgate_monai.bundle.checkpoint import load_weights
+from satgate_monai.bundle.engine import Case, CaseEngine, read_case
 from satgate_monai.bundle.ensemble import EnsembleInferer, ensemble_from_config
-from satgate_monai.bundle.transforms import ValidateImaged
-from satgate_monai.infer.geometry import array_to_sitk, image_to_metatensor
-from satgate_monai.infer.postprocessing import network_space_postprocessing, to_label_map
-from satgate_monai.infer.probabilities import label_steps, probability_images, run_postprocessing
+from satgate_monai.infer.geometry import array_to_sitk
 from satgate_monai.networks.inspection import attention_maps, gate_modules
 from satgate_monai.runtime import autocast, resolve_precision
 
 __all__ = [
     "BACKENDS", "BundleRunner", "NetworkOutput", "resolve_device", "find_config", "read_channel_def",
-    "Inferred", "input_spatial_dims", "split_loader", "to_label_map",
+    "Inferred", "input_spatial_dims",
 ]
 
 logger = logging.getLogger(__name__)
@@ -122,53 +109,29 @@ def read_channel_def(bundle_dir: str | os.PathLike) -> dict[int, str]:
     return labels or {1: "foreground"}
 
 
-def split_loader(pre: Callable) -> tuple[LoadImage | None, Callable | None]:
-    """The bundle's preprocessing cut after its first ``LoadImage(d)``: ``(loader, the steps after it)``.
-
-    The steps after the loader keep the ``Compose``'s settings; their ``ValidateImaged`` steps are copies that neither
-    re-read the source file nor scan the voxels again (``check_files=False``, ``check_voxels=False``; the reader has
-    validated both in one pass); shapes and geometry are still checked. ``(None, None)`` when the
-    preprocessing has no loader step.
-    """
-    steps = pre.flatten().transforms if isinstance(pre, Compose) else [pre]
-    cut = next((i for i, t in enumerate(steps) if isinstance(t, (LoadImage, LoadImaged))), None)
-    if cut is None:
-        return None, None
-    loader = steps[cut]
-    loader = loader._loader if isinstance(loader, LoadImaged) else loader
-    rest = []
-    for t in steps[cut + 1:]:
-        if isinstance(t, ValidateImaged) and (t.check_files or t.check_voxels):
-            t = copy.copy(t)
-            t.check_files = t.check_voxels = False
-        rest.append(t)
-    if isinstance(pre, Compose):
-        return loader, Compose(rest, map_items=pre.map_items, unpack_items=pre.unpack_items,
-                               log_stats=pre.log_stats, lazy=pre._lazy, overrides=pre.overrides)
-    return loader, Compose(rest)
-
-
 @dataclass
 class NetworkOutput:
-    """What the bundle produced for one image, in network space.
+    """What the bundle produced for one image.
 
     Attributes:
-        label: integer label map with the network-space geometry (SimpleITK, LPS).
+        label: uint8 label map on the source grid (SimpleITK, the source's geometry).
         attention: gate name -> attention map (float32) on the network input grid, when requested.
         network_shape: spatial shape of the network input ``(X, Y, Z)``.
-        probabilities: one float32 image per class (network space), when requested.
+        probabilities: float16 class probabilities on the source grid ``(C, Z, Y, X)`` (SimpleITK/numpy order),
+            whose argmax is the label map before the label steps, when requested.
     """
 
     label: sitk.Image
     attention: dict[str, sitk.Image] = field(default_factory=dict)
     network_shape: tuple[int, ...] = ()
-    probabilities: list[sitk.Image] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
 
 
 @dataclass
 class Inferred:
-    """:meth:`BundleRunner.infer`'s output: the preprocessed data with ``data["pred"]`` (network output, ``(C, *S)``
-    MetaTensor), and the stitched attention maps ``(G, *S)`` (CPU float32, ``names`` order) when requested."""
+    """:meth:`BundleRunner.infer`'s output: the preprocessed data (``data["case"]`` the source case) with
+    ``data["pred"]`` (network output, ``(C, *S)`` MetaTensor), and the stitched attention maps ``(G, *S)`` (CPU
+    float32, ``names`` order) when requested."""
 
     data: dict[str, Any]
     maps: torch.Tensor | None = None
@@ -256,8 +219,8 @@ class BundleRunner:
                 raise ValueError(f"sw_batch_size must be a positive int, got {sw_batch_size!r}")
             parser["inferer#sw_batch_size"] = sw_batch_size
         self.parser = parser
-        self.preprocessing: Callable = parser.get_parsed_content("preprocessing")
-        self._loader, self._after_loader = split_loader(self.preprocessing)
+        if "pixdim" not in parser or "intensity" not in parser:
+            raise ValueError(f"{self.config_file} lacks the ids pixdim/intensity the case engine needs")
         self.inferer: Callable = parser.get_parsed_content("inferer")
         net_id = "network" if "network" in parser else "network_def"
         network: nn.Module = parser.get_parsed_content(net_id)
@@ -278,11 +241,8 @@ class BundleRunner:
         self.checkpoints = self.checkpoints or [self.ckpt]
         self.network.eval()
         post = parser.get_parsed_content("postprocessing") if "postprocessing" in parser else None
-        self.postprocessing, self.dropped = network_space_postprocessing(post)
-        self.label_steps = label_steps(self.postprocessing)
-        if self.dropped:
-            logger.info("bundle postprocessing runs in network space without %s: the label map returns to the "
-                        "source grid by nearest-neighbour resampling", ", ".join(self.dropped))
+        self.engine = CaseEngine(parser.get_parsed_content("pixdim"), parser.get_parsed_content("intensity"), post,
+                                 axcodes=parser.get_parsed_content("axcodes") if "axcodes" in parser else "RAS")
 
     @property
     def name(self) -> str:
@@ -339,30 +299,22 @@ class BundleRunner:
             self._onnx, self.onnx_path = onnx_network(self.network, (batch, x.shape[1], *roi))
         return self._onnx
 
-    def preprocess(self, image: sitk.Image | str | os.PathLike, source: object = None) -> dict[str, Any]:
-        """The bundle's preprocessing of one image: in memory for a SimpleITK image (from the step after the
-        bundle's loader, see the module docstring), or the whole chain for a file path.
+    def preprocess(self, image: sitk.Image | str | os.PathLike, source: object = None,
+                   headers: list | None = None) -> dict[str, Any]:
+        """The case engine's preprocessing of one image (:meth:`CaseEngine.preprocess
+        <satgate_monai.bundle.engine.CaseEngine.preprocess>`).
 
         Args:
-            image: a validated 3D SimpleITK image (LPS), or a file the bundle's loader reads.
+            image: a validated 3D SimpleITK image (LPS), or a file read with data_prep's validated reader.
             source: the input the image came from (named by later checks' messages).
+            headers: the DICOM series' headers, kept with the case.
 
         Returns:
-            The preprocessed data dictionary (``data["image"]``: a MetaTensor ``(C, X, Y, Z)``).
-
-        Raises:
-            ValueError: an in-memory image for a bundle whose preprocessing has no ``LoadImage(d)`` step.
+            ``{"image": MetaTensor (1, X, Y, Z) on the working grid, "case": Case}``.
         """
-        if not isinstance(image, sitk.Image):
-            return self.preprocessing({"image": str(image)})
-        if self._loader is None:
-            raise ValueError(f"{self.config_file}: the preprocessing has no LoadImage(d) step, so an image cannot be "
-                             "given to it in memory")
-        img = image_to_metatensor(image, source if source is not None else "<image>",
-                                  dtype=self._loader.dtype or np.float32)
-        if self._loader.ensure_channel_first:
-            img = EnsureChannelFirst()(img)
-        return self._after_loader({"image": img})
+        case = (Case.from_sitk(image, source if source is not None else "<image>", headers)
+                if isinstance(image, sitk.Image) else read_case(image))
+        return {"image": self.engine.preprocess(case), "case": case}
 
     @torch.no_grad()
     def predict(self, image: sitk.Image | str | os.PathLike, *, save_attention: bool = False,
@@ -440,23 +392,19 @@ class BundleRunner:
 
     @torch.no_grad()
     def finish(self, inferred: Inferred, *, save_probabilities: bool = False) -> NetworkOutput:
-        """The bundle's network-space postprocessing of :meth:`infer`'s output, as SimpleITK images.
-
-        Raises:
-            ValueError: a postprocessing step that changed the spatial shape.
-        """
+        """The network output back on the source grid (:meth:`CaseEngine.to_source
+        <satgate_monai.bundle.engine.CaseEngine.to_source>`), as SimpleITK images."""
         data, img = inferred.data, inferred.data["image"]
-        data, probs = run_postprocessing(self.postprocessing, data, keep_probabilities=save_probabilities)
-        out = data["pred"]
-        ref = out if isinstance(out, MetaTensor) else img
-        space = str(ref.meta.get("space", "RAS"))
-        label = to_label_map(out)
-        if label.shape != tuple(img.shape[1:]):
-            raise ValueError(f"postprocessed label shape {label.shape} differs from the network input "
-                             f"{tuple(img.shape[1:])}: a shape-changing postprocessing step is not supported")
-        result = NetworkOutput(label=array_to_sitk(label, ref.affine, space), network_shape=tuple(img.shape[1:]))
-        if probs is not None:
-            result.probabilities = probability_images(probs, ref.affine, space)
+        case: Case = data["case"]
+        probs = None
+        if save_probabilities:
+            if data["pred"].shape[0] < 2:
+                raise ValueError(f"--save-probabilities needs a multi-class softmax output (C >= 2), got shape "
+                                 f"{tuple(data['pred'].shape)}")
+            probs = np.empty((data["pred"].shape[0], *case.shape[::-1]), dtype=np.float16)
+        label = self.engine.to_source(data.pop("pred"), case, img.affine.numpy(), probabilities_out=probs)
+        result = NetworkOutput(label=case.label_image(label), network_shape=tuple(img.shape[1:]),
+                               probabilities=probs)
         if inferred.maps is not None:
             img_space = str(img.meta.get("space", "RAS"))
             for i, n in enumerate(inferred.names):

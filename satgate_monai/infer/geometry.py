@@ -1,15 +1,11 @@
-"""Network space <-> source grid: MetaTensor affines as SimpleITK images, and the fast return to the source grid.
+"""Network space <-> source grid for the CLI's attention maps: MetaTensor affines as SimpleITK images, one resampling.
 
-The bundle's preprocessing (``Orientationd``, ``Spacingd``, crops, pads...) leaves the network-space grid in the
-MetaTensor's ``affine`` (a 4x4 index -> world matrix, RAS unless ``meta["space"]`` says LPS). Instead of replaying
-the inverse of every transform (MONAI's ``Invertd``), the label map is wrapped as a SimpleITK image with exactly
-that geometry and resampled once, nearest neighbour, onto the source image's grid; voxels of the source grid outside
-the network grid get background (0), except within one network voxel of its border: the network grid is first
-extended by one voxel of edge values (zero-flux Neumann padding), as MONAI's ``Spacingd`` inverse does with its
-default ``padding_mode="border"``. Without it, source slices whose centres lie just outside the network grid (MONAI
-sizes the 2 mm grid by the source's edge-to-edge extent, so the last 5 mm slice's centre can sit exactly half a
-network voxel outside) would lose their labels. For a label map this is what ``Invertd(nearest_interp=True)``
-followed by an argmax computes, at the cost of one SimpleITK nearest-neighbour resampling (``benchmarks/infer.py``).
+The label map and the probabilities return to the source grid in the case engine
+(:mod:`satgate_monai.bundle.engine.grid`). The attention maps (``--save-attention``) live on the working grid (the
+MetaTensor's ``affine``, a 4x4 index -> world matrix, RAS unless ``meta["space"]`` says LPS): they are wrapped as a
+SimpleITK image with exactly that geometry and resampled once, linearly, onto the source image's grid
+(:func:`resample_to_source`; voxels outside the network grid get ``default_value``, except within one network voxel
+of its border: the grid is first extended by one voxel of edge values, as MONAI's ``padding_mode="border"``).
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-__all__ = ["RAS_TO_LPS", "affine_to_sitk_geometry", "array_to_sitk", "image_to_metatensor", "resample_to_source",
+__all__ = ["RAS_TO_LPS", "affine_to_sitk_geometry", "array_to_sitk", "resample_to_source",
            "sitk_affine"]
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -82,39 +78,6 @@ def sitk_affine(image: sitk.Image) -> np.ndarray:
     a[:3, :3] = d * np.asarray(image.GetSpacing(), dtype=np.float64)
     a[:3, 3] = image.GetOrigin()
     return a
-
-
-def image_to_metatensor(image: sitk.Image, source: object = None, dtype=np.float32):
-    """A 3D SimpleITK image (LPS) as the MetaTensor MONAI's ``LoadImage`` would give for it (before any channel).
-
-    What ``LoadImage(image_only=True)`` returns for a file of ``image``: the voxels in MONAI index order
-    ``(X, Y, Z)`` (``dtype``, default float32 as ``LoadImage``), ``affine`` and ``original_affine`` the exact index ->
-    RAS world matrix (LPS -> RAS as MONAI's ITK reader with ``affine_lps_to_ras=True`` and the NIfTI reader do),
-    ``space`` ``"RAS"``, ``spatial_shape``, ``original_channel_dim`` ``nan`` (no channel; ``EnsureChannelFirst``
-    adds one) and ``filename_or_obj`` naming ``source``. The affine is float64, not the float32 of a NIfTI header.
-
-    Args:
-        image: a 3D single-component image.
-        source: the input it came from (messages of later checks name it).
-        dtype: voxel type of the tensor.
-
-    Returns:
-        A :class:`monai.data.MetaTensor` of shape ``(X, Y, Z)``.
-
-    Raises:
-        ValueError: an image that is not 3D single-component.
-    """
-    from monai.data import MetaTensor
-
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(f"expected a 3D single-channel image, got {image.GetDimension()}D with "
-                         f"{image.GetNumberOfComponentsPerPixel()} component(s)")
-    arr = np.ascontiguousarray(sitk.GetArrayViewFromImage(image).transpose(2, 1, 0), dtype=dtype)
-    affine = RAS_TO_LPS @ sitk_affine(image)  # the flip is its own inverse: LPS -> RAS
-    meta = {"affine": affine, "original_affine": affine.copy(), "space": "RAS",
-            "spatial_shape": np.asarray(image.GetSize(), dtype=np.int64), "original_channel_dim": float("nan"),
-            "filename_or_obj": str(source) if source is not None else ""}
-    return MetaTensor.ensure_torch_and_prune_meta(arr, meta)
 
 
 def resample_to_source(image: sitk.Image, reference: sitk.Image, *, interpolation: str = "nearest",

@@ -1,11 +1,11 @@
 """The batch loop: every case read with data_prep's reader, run through the bundle, written on the source grid.
 
-One case = three stages: read (validated) and the bundle's preprocessing in memory (:meth:`BundleRunner.preprocess`)
--> the network (:meth:`BundleRunner.infer`) -> the bundle's postprocessing, nearest-neighbour resampling of the label
-map onto the source grid, NIfTI (+ attention maps, probabilities, statistics) written together: all of these go to
-temporary files first, each is read back in full (:func:`data_prep.file_checks.check_file`) and renamed only when
-every one is complete, so a full disk or a killed process never leaves a mask under its final name. The DICOM-SEG is
-written after them, on its own, from the series headers the reader returned: its failure is reported but never costs
+One case = three stages: read (validated) and the case engine's preprocessing (:meth:`BundleRunner.preprocess`)
+-> the network (:meth:`BundleRunner.infer`) -> the engine's return to the source grid (probabilities linearly, then
+argmax, then the bundle's label steps), NIfTI (+ attention maps, probabilities, statistics) written together: all of
+these go to temporary files first, each is read back in full (:func:`data_prep.file_checks.check_file`) and renamed only
+when every one is complete, so a full disk or a killed process never leaves a mask under its final name. The DICOM-SEG
+is written after them, on its own, from the series headers the reader returned: its failure is reported but never costs
 the case its NIfTI mask. A failing case is reported and the loop goes on. Complete existing outputs are kept (status
 ``skipped``) unless ``overwrite``; an output that is missing, cut or unreadable is never taken as done: the case runs
 again.
@@ -42,7 +42,7 @@ from satgate_monai.infer.cases import Case, find_cases, safe_output_path, saniti
 from satgate_monai.infer.dicomseg import write_dicom_seg
 from satgate_monai.infer.geometry import resample_to_source
 from satgate_monai.infer.nifti import write_nifti
-from satgate_monai.infer.probabilities import probabilities_on_source, write_probabilities
+from satgate_monai.infer.probabilities import write_probabilities
 from satgate_monai.infer.report import CaseReport, ReportAppender, label_volumes_ml
 from satgate_monai.infer.statistics import label_statistics, report_columns, write_stats_json
 
@@ -214,7 +214,7 @@ def _prepare(runner: BundleRunner, case: Case, out: Path, opts: InferenceOptions
         state.image = image
         t_read = time.perf_counter()
         state.seconds["read"] = t_read - t0
-        state.data = runner.preprocess(image, source=case.path)
+        state.data = runner.preprocess(image, source=case.path, headers=state.headers)
         state.seconds["preprocess"] = time.perf_counter() - t_read
     except Exception as e:  # a bad case is reported, the others go on
         _fail(state, e)
@@ -246,10 +246,7 @@ def _write(runner: BundleRunner, state: _Case, out: Path, opts: InferenceOptions
     try:
         net_out = runner.finish(state.data, save_probabilities=opts.save_probabilities)
         state.data = None
-        if net_out.probabilities:
-            probs, label = probabilities_on_source(net_out.probabilities, image, runner.label_steps)
-        else:
-            label = resample_to_source(net_out.label, image, interpolation="nearest")
+        label, probs = net_out.label, net_out.probabilities
         attention = {name: resample_to_source(sitk.Cast(m, sitk.sitkFloat32), image, interpolation="linear")
                      for name, m in net_out.attention.items()}
         t_back = time.perf_counter()
@@ -260,7 +257,7 @@ def _write(runner: BundleRunner, state: _Case, out: Path, opts: InferenceOptions
         ident = algorithm_identity(runner)
         if "nifti" in opts.formats:
             writes.append((safe_output_path(out, f"{case.name}_seg.nii.gz"), lambda p: write_nifti(label, p)))
-        if net_out.probabilities:
+        if probs is not None:
             writes.append((safe_output_path(out, f"{case.name}_probabilities.npz"),
                            lambda p: write_probabilities(probs, image, runner.labels, p)))
         if opts.stats == "json":

@@ -112,7 +112,8 @@ bundle = sys.argv[1]
 p = ConfigParser()
 p.read_config(bundle + "/configs/inference.json")
 torch.save(p.get_parsed_content("network_def").state_dict(), bundle + "/models/model.pt")
-print(json.dumps([type(t).__name__ for t in SATBundleInferTask(bundle, {}).post_transforms({})]))
+post = SATBundleInferTask(bundle, {}).post_transforms({})
+print(json.dumps([type(t).__name__ for t in post] + [type(t).__name__ for t in post[0].engine.label_steps]))
 """
 
 
@@ -140,7 +141,6 @@ def test_monai_label_runs_the_chosen_postprocessing(tmp_path):
     (bundle / "eval" / "postprocessing.json").write_text(json.dumps({"keep_largest_component": [1],
                                                                       "fill_holes": [1]}))
     steps = names()
-    # 3D: the inference CLI's post-processing (satgate_monai.infer.postprocessing): the chosen steps in network space,
-    # then one return to the source grid instead of Invertd
-    assert "Invertd" not in steps
-    assert steps.index("KeepLargestConnectedComponentd") < steps.index("FillHolesd") < steps.index("ToSourceGridd")
+    # 3D: the case engine's return to the source grid instead of Invertd, then the chosen label steps there
+    assert "Invertd" not in steps and steps[0] == "ToSourceGridd"
+    assert steps.index("KeepLargestConnectedComponentd") < steps.index("FillHolesd")

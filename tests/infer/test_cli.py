@@ -182,8 +182,9 @@ def test_runner_uses_the_bundle_config(liver_bundle, threshold_ckpt):
     runner = BundleRunner(liver_bundle, device="cpu", ckpt=threshold_ckpt, overlap=0.5,
                           overrides=parse_overrides(THRESHOLD_OVERRIDES))
     assert runner.inferer.overlap == 0.5 and list(runner.inferer.roi_size) == [32, 32, 32]
-    assert runner.dropped == ["Invertd", "SaveImaged"]  # the rest of the bundle's postprocessing runs
-    assert [type(t).__name__ for t in runner.postprocessing.transforms] == ["Activationsd", "AsDiscreted"]
+    # the bundle's postprocessing without Invertd/SaveImaged/AsDiscreted: activation, then the label steps
+    assert [type(t).__name__ for t in runner.engine.activation] == ["Activationsd"]
+    assert runner.engine.label_steps == [] and runner.engine.pixdim == (2.0, 2.0, 2.0)
     assert runner.labels == {1: "liver"} and runner.device.type == "cpu"
     assert float(runner.network.level) == pytest.approx(0.3)  # weights came from the checkpoint
     with pytest.raises(ValueError, match="overlap"):

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 import torch
 
 from satgate_monai.bundle.checkpoint import CheckpointError, load_state_dict, load_weights
-from satgate_monai.infer.bundle import resolve_device, to_label_map
+from satgate_monai.infer.bundle import resolve_device
 from satgate_monai.infer.cases import safe_output_path, sanitize_name
 from satgate_monai.infer.cli import parse_overrides
 from satgate_monai.infer.geometry import affine_to_sitk_geometry, array_to_sitk, resample_to_source, sitk_affine
@@ -60,18 +60,6 @@ def test_safe_output_path(tmp_path):
     for bad in ("../a.nii.gz", "..", "sub/a.nii.gz", "/tmp/a.nii.gz"):
         with pytest.raises(ValueError):
             safe_output_path(tmp_path, bad)
-
-
-def test_to_label_map():
-    probs = torch.zeros(3, 4, 4, 4)
-    probs[2, 0] = 1.0
-    probs[1, 1] = 1.0
-    lab = to_label_map(probs)
-    assert lab.dtype == np.uint8 and set(np.unique(lab)) == {0, 1, 2} and (lab[0] == 2).all()
-    sig = torch.full((1, 2, 2, 2), 0.2)
-    sig[0, 0] = 0.7
-    assert to_label_map(sig).sum() == 4
-    assert (to_label_map(torch.full((1, 2, 2, 2), 3.0)) == 3).all()
 
 
 def test_overrides_and_device():

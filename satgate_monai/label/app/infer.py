@@ -7,11 +7,13 @@ attribute 'update'`` and every ``/infer`` on a bundle with ``Spacingd`` returns 
 non-mapping ``<input key>_*`` entries while the pre-transforms run and puts them back afterwards (the writer needs
 ``image_path`` for the output's file type).
 
-For 3D bundles the prediction is post-processed as the inference CLI does it (:mod:`satgate_monai.infer.postprocessing`,
-one module for both): the bundle's postprocessing without ``Invertd`` runs in network space, then
-:class:`~satgate_monai.infer.postprocessing.ToSourceGridd` returns the label map to the source grid by one
-nearest-neighbour resampling; the CLI and the app give the same mask for the same image and checkpoint. 2D bundles
-(which the CLI does not run) keep the bundle's ``Invertd``.
+For 3D bundles the request runs through the one case engine (:mod:`satgate_monai.bundle.engine`), as the inference
+CLI, ``monai.bundle run`` and the Deploy application do: :class:`~satgate_monai.bundle.engine.CaseToWorkingGridd`
+reads the image with data_prep's validated reader and puts it on the working grid with the bundle's intensity steps,
+MONAI Label runs the bundle's inferer, and :class:`~satgate_monai.bundle.engine.ToSourceGridd` returns the
+probabilities linearly to the source grid, takes the argmax and runs the bundle's label steps; every entry point gives
+the same mask for the same image and checkpoint. 2D bundles (which the CLI does not run) keep the bundle's own
+pre-transforms and ``Invertd``.
 
 For 2D bundles it drops the label's channel after MONAI Label's ``Restored`` (which assumes a 3D volume when it
 squeezes), so a PNG study gets a (H, W) PNG label instead of a (1, H, W) stack ITK cannot write as PNG; and it writes
@@ -139,6 +141,25 @@ class SATBundleInferTask(BundleInferTask):
         super().clear_cache()
         self._served_networks.clear()
 
+    def engine(self) -> Any:
+        """The case engine of the bundle's config (``pixdim``, ``axcodes``, ``intensity``, ``postprocessing``)."""
+        from satgate_monai.bundle.engine import CaseEngine
+
+        c = self.bundle_config
+        post = c.get_parsed_content("postprocessing", instantiate=True) if c.get("postprocessing") else None
+        return CaseEngine(c.get_parsed_content("pixdim"), c.get_parsed_content("intensity", instantiate=True), post,
+                          axcodes=c.get_parsed_content("axcodes") if c.get("axcodes") else "RAS")
+
+    def pre_transforms(self, data: Any = None) -> list[Any]:
+        """3D: the case engine's reading and working grid (:class:`~satgate_monai.bundle.engine.CaseToWorkingGridd`);
+        2D: the bundle's own pre-transforms."""
+        if self.dimension == 2:
+            return list(super().pre_transforms(data))
+        from satgate_monai.bundle.engine import CaseToWorkingGridd
+
+        self._update_device(data)
+        return [CaseToWorkingGridd(self.input_key, self.engine())]
+
     def run_pre_transforms(self, data: dict[str, Any], transforms: Any) -> dict[str, Any]:
         """Run the bundle's pre-transforms with the string ``image_*`` entries hidden, then restore them."""
         names = hidden_string_keys(data, self.input_key)
@@ -153,20 +174,17 @@ class SATBundleInferTask(BundleInferTask):
         return out
 
     def post_transforms(self, data: Any = None) -> list[Any]:
-        """3D: the CLI's post-processing (the bundle's steps without ``Invertd``/``SaveImaged`` in network space, then
-        ``ToSourceGridd``), then ``Restored``; 2D: the bundle's post-transforms (without ``SaveImaged``), ``Restored``
-        and ``DropChanneld``."""
-        from satgate_monai.infer.postprocessing import ToSourceGridd, network_space_postprocessing
-
+        """3D: the case engine's return to the source grid (:class:`~satgate_monai.bundle.engine.ToSourceGridd`),
+        then ``Restored``; 2D: the bundle's post-transforms (without ``SaveImaged``), ``Restored`` and
+        ``DropChanneld``."""
         post = list(super().post_transforms(data))
         if self.dimension == 2:
             post.append(DropChanneld(self.key_pred))
             return post
+        from satgate_monai.bundle.engine import ToSourceGridd
+
         restore = [t for t in post if type(t).__name__ == "Restored"]
-        steps, dropped = network_space_postprocessing([t for t in post if type(t).__name__ != "Restored"])
-        if dropped:
-            logger.debug("post-processing in network space without %s, then back to the source grid", dropped)
-        return [*steps.transforms, ToSourceGridd(self.key_pred, ref_key=self.input_key), *restore]
+        return [ToSourceGridd(self.key_pred, self.engine(), ref_key=self.input_key), *restore]
 
     def writer(self, data: dict[str, Any], extension: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
         """Write the label as uint8 unless the request asks for another ``result_dtype``.
