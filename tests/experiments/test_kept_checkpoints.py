@@ -1,0 +1,81 @@
+"""Checkpoints kept along training (``--keep-epochs``): the kept weights are the weights at that epoch, keeping them
+does not change the training, each is evaluated on the test split, and the selection is tracked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from satgate_monai.experiments import cli
+from satgate_monai.experiments.checkpoints import HIST_EDGES, kept_results, parse_epochs
+from satgate_monai.infer.checkpoint import load_state_dict
+from tests.conftest import REPO_ROOT, skip_or_fail
+from tests.experiments.tiny_data import write_tiny_skin
+
+BUNDLE = REPO_ROOT / "bundles" / "skin_lesion_sat"
+NET_ARGS = {"channels": [4, 8, 16], "strides": [2, 2]}
+
+
+def _args(data: Path, out: Path, epochs: int, *extra: str) -> list[str]:
+    return ["run", "--task", "skin", "--data", str(data), "--out", str(out), "--networks", "unet",
+            "--gates", "sat", "--seeds", "1", "--epochs", str(epochs), "--no-progress", "--bootstrap", "100",
+            "--network-args", "unet=" + json.dumps(NET_ARGS), "--override", "image_size=[32,32]",
+            "--override", "num_workers=0", "--override", "batch_size=3", *extra]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_state_dict(path)
+
+
+def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_parse_epochs():
+    assert parse_epochs("20,10,20") == [10, 20]
+    for bad in ("", "0,5", "a", "-1"):
+        with pytest.raises(ValueError, match="--keep-epochs"):
+            parse_epochs(bad)
+
+
+@pytest.mark.slow
+def test_kept_checkpoint_is_the_weights_at_that_epoch(tmp_path):
+    if not (BUNDLE / "configs" / "train.json").is_file():
+        skip_or_fail(f"{BUNDLE} has no train config")
+    data = write_tiny_skin(tmp_path / "data", n_train=4, n_val=1, n_test=2, size=32)
+    # the best-on-validation checkpoint must not stand in for the last weights: validate only at the end
+    assert cli.main(_args(data, tmp_path / "long", 3, "--keep-epochs", "2,3", "--override", "val_interval=3")) == 0
+    assert cli.main(_args(data, tmp_path / "short", 2, "--override", "val_interval=2")) == 0
+    assert cli.main(_args(data, tmp_path / "plain", 3, "--override", "val_interval=3")) == 0
+    cell = tmp_path / "long" / "cells" / "unet-sat-s0"
+    # epoch 2 kept during the 3-epoch run == the end of a separate 2-epoch run with the same seed
+    _assert_same(_weights(cell / "kept" / "epoch_0002.pt"),
+                 _weights(tmp_path / "short" / "cells" / "unet-sat-s0" / "models" / "last.pt"))
+    # keeping (and evaluating in between) does not change the training: epoch 3 == a run that keeps nothing
+    _assert_same(_weights(cell / "kept" / "epoch_0003.pt"),
+                 _weights(tmp_path / "plain" / "cells" / "unet-sat-s0" / "models" / "last.pt"))
+    kept = kept_results(cell)
+    assert [k["epoch"] for k in kept] == [2, 3]
+    # the last kept epoch is evaluated on the same weights as the final evaluation (validated only at epoch 3)
+    record = json.loads((cell / "cell.json").read_text())
+    assert [c["dice"] for c in kept[-1]["cases"]] == pytest.approx([c["dice"] for c in record["cases"]], abs=1e-6)
+    assert len(kept[0]["cases"]) == 2
+    skips = kept[0]["selection"]
+    assert len(skips) == len(NET_ARGS["channels"]) - 1
+    state = _weights(cell / "kept" / "epoch_0002.pt")
+    raw = [v for k, v in state.items() if k.endswith("selection.weight")]
+    for skip, w in zip(skips, raw):
+        assert skip["n"] == w.numel() == sum(skip["hist"]) and len(skip["hist"]) == len(HIST_EDGES) + 1
+        assert skip["off"] == pytest.approx(float((w <= 0).float().mean()))
+        assert 0 <= skip["crossed0_now"] <= skip["crossed0_ever"] <= skip["n"]
+    track = json.loads((cell / "kept" / "selection_track.json").read_text())
+    # the draw recorded at the start is the draw of an untrained network with that seed
+    from satgate_monai.networks.nets import SATUNet
+    from monai.utils import set_determinism
+
+    assert track["epoch"] == 3 and len(track["initial"]) == len(skips)
