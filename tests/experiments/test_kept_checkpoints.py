@@ -49,7 +49,8 @@ def test_kept_checkpoint_is_the_weights_at_that_epoch(tmp_path):
         skip_or_fail(f"{BUNDLE} has no train config")
     data = write_tiny_skin(tmp_path / "data", n_train=4, n_val=1, n_test=2, size=32)
     # the best-on-validation checkpoint must not stand in for the last weights: validate only at the end
-    assert cli.main(_args(data, tmp_path / "long", 3, "--keep-epochs", "2,3", "--override", "val_interval=3")) == 0
+    assert cli.main(_args(data, tmp_path / "long", 3, "--keep-epochs", "2,3", "--override", "val_interval=3",
+                          "--gates", "org,sat")) == 0
     assert cli.main(_args(data, tmp_path / "short", 2, "--override", "val_interval=2")) == 0
     assert cli.main(_args(data, tmp_path / "plain", 3, "--override", "val_interval=3")) == 0
     cell = tmp_path / "long" / "cells" / "unet-sat-s0"
@@ -74,8 +75,33 @@ def test_kept_checkpoint_is_the_weights_at_that_epoch(tmp_path):
         assert skip["off"] == pytest.approx(float((w <= 0).float().mean()))
         assert 0 <= skip["crossed0_now"] <= skip["crossed0_ever"] <= skip["n"]
     track = json.loads((cell / "kept" / "selection_track.json").read_text())
-    # the draw recorded at the start is the draw of an untrained network with that seed
-    from satgate_monai.networks.nets import SATUNet
-    from monai.utils import set_determinism
-
     assert track["epoch"] == 3 and len(track["initial"]) == len(skips)
+    _check_report(tmp_path, tmp_path / "long", kept)
+
+
+def _check_report(tmp_path: Path, run: Path, sat_kept: list[dict]) -> None:
+    """The generated docs section pairs the kept evaluations per test case, and is replaced (not repeated) on rerun."""
+    from satgate_monai.experiments import curves_report
+    from satgate_monai.experiments.stats import paired_comparison
+
+    docs = tmp_path / "docs" / "experiments.md"
+    docs.parent.mkdir()
+    docs.write_text("# Experiments\n\n## results.json\n\nschema\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n")
+    argv = ["--run", f"Tiny={run}", "--docs", str(docs), "--readme", str(readme), "--figures", str(docs.parent / "f"),
+            "--bootstrap", "200"]
+    assert curves_report.main(argv) == 0
+    assert curves_report.main(argv) == 0
+    text = docs.read_text()
+    assert text.count("## Does the gap close with training?") == 1 and text.index("gap close") < text.index(
+        "## results.json")
+    assert (docs.parent / "f" / "curves_gap.png").stat().st_size > 1000
+    assert (docs.parent / "f" / "curves_selection.png").is_file()
+    assert readme.read_text().count("<!-- curves-summary:begin -->") == 1 and "SAT − ORG Dice" in readme.read_text()
+    org = json.loads((run / "cells" / "unet-org-s0" / "kept" / "epoch_0003.json").read_text())["cases"]
+    sat = sat_kept[-1]["cases"]
+    expected = paired_comparison([c["dice"] for c in sat], [c["dice"] for c in org], n_boot=200)
+    row = next(line for line in text.splitlines() if line.startswith("| Tiny | SAT − ORG | 3 |"))
+    assert f"{expected['mean_difference']:.3f} [{expected['ci95'][0]:.3f}, {expected['ci95'][1]:.3f}]" in row
+    assert "| Tiny | SAT | draw | 0 |" in text
