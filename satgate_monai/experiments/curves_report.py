@@ -84,23 +84,30 @@ def _ratio(c: dict) -> str:
 
 
 def _status(run: dict) -> list[str]:
-    """One line per gate: cells finished, and the epochs every seed reached."""
+    """One line per gate: cells finished, and per seed the epochs trained and the kept epochs evaluated."""
     lines = []
     planned = run["keep_epochs"]
-    by_gate: dict[str, list[dict]] = {}
+    by_gate: dict[str, dict[int, dict]] = {}
     for c in run["cells"]:
-        by_gate.setdefault(c["gate"], []).append(c)
+        by_gate.setdefault(c["gate"], {})[c["seed"]] = c
     for gate in ("org", "at", "st", "sat"):
-        cells = by_gate.get(gate)
+        cells = by_gate.get(gate, {})
         if not cells:
             lines.append(f"{GATE_LABELS[gate]}: not started")
             continue
-        done = sum(c["done"] for c in cells)
-        per_seed = ", ".join(f"s{c['seed']} {c['trained_epochs']}" for c in sorted(cells, key=lambda c: c["seed"]))
-        reached = [e for e in planned if len(cells) == len(run["seeds"]) and all(e in c["kept"] for c in cells)]
-        lines.append(f"{GATE_LABELS[gate]}: {done}/{len(run['seeds'])} cells finished; epochs trained per seed "
-                     f"({per_seed}); kept epochs evaluated for every seed: "
-                     f"{', '.join(map(str, reached)) if reached else 'none'} of {', '.join(map(str, planned))}")
+        per_seed = []
+        for seed in run["seeds"]:
+            c = cells.get(seed)
+            if c is None:
+                per_seed.append(f"seed {seed} not started")
+                continue
+            kept = ",".join(map(str, sorted(c["kept"]))) or "none"
+            per_seed.append(f"seed {seed} {'finished' if c['done'] else 'stopped at epoch ' + str(c['trained_epochs'])}"
+                            f" (kept epochs evaluated: {kept})")
+        done = sum(c["done"] for c in cells.values())
+        total = planned[-1] if planned else "?"
+        lines.append(f"{GATE_LABELS[gate]}: {done}/{len(run['seeds'])} cells finished of {total} epochs; "
+                     f"{'; '.join(per_seed)}")
     return lines
 
 
@@ -130,42 +137,57 @@ def _selection_rows(name: str, gate: str, rows: Sequence[dict]) -> list[str]:
     return out
 
 
-def _last_complete(rows: Sequence[dict]) -> dict | None:
-    complete = [r for r in rows if r["complete"]]
-    return complete[-1] if complete else None
-
-
 def _verdict_gap(name: str, run: dict, rows: Sequence[dict]) -> str:
-    """The plain verdict on "SAT improves Dice over ORG" and whether the gap closes, from complete points only."""
+    """The plain verdict on "SAT improves Dice over ORG" and whether the gap closes: decided on complete points (every
+    seed), with the points only some seeds reached reported as such."""
     planned = max(run["keep_epochs"]) if run["keep_epochs"] else None
     complete = [r for r in rows if r["complete"]]
-    if not complete:
-        return f"{name}: **not decided** (no kept epoch reached by every seed of ORG and SAT)."
-    first, last = complete[0], complete[-1]
-    d0, d1 = first["dice"], last["dice"]
-    lo, hi = d1["ci95"]
-    p = (d1.get("wilcoxon") or {}).get("p")
+    beyond = [r for r in rows if not r["complete"] and (not complete or r["epoch"] > complete[-1]["epoch"])]
+    if complete:
+        first, last = complete[0], complete[-1]
+        text = f"{name}: {_state(last)}; {_closing(first, last)}. {_trend(first, last)}."
+    else:
+        text = f"{name}: **not decided** (no kept epoch reached by every seed of ORG and SAT)."
+    if beyond:
+        first = complete[0] if complete else beyond[0]
+        last = beyond[-1]
+        text += (f" With seed(s) {','.join(map(str, last['seeds']))} only (not every seed; indicative, not decided): "
+                 f"{_state(last)}; {_closing(first, last)}. {_trend(first, last)}.")
+    if planned is not None and (not rows or rows[-1]["epoch"] < planned or not rows[-1]["complete"]):
+        text += f" **Not decided at epoch {planned}**: the runs had not reached it for every seed."
+    return text
+
+
+def _state(row: dict) -> str:
+    lo, hi = row["dice"]["ci95"]
     if hi is not None and hi < 0:
-        state = "SAT is below ORG"
-    elif lo is not None and lo > 0:
-        state = "SAT is above ORG"
-    else:
-        state = "no difference detected (the CI holds 0)"
-    trend = (f"SAT − ORG Dice {_diff(d0)} at epoch {first['epoch']} → {_diff(d1)} at epoch {last['epoch']} "
-             f"(Wilcoxon p = {_p(d1)}, {d1['n']} cases, seeds {','.join(map(str, last['seeds']))})")
-    if len(complete) > 1 and d1["mean_difference"] is not None and d0["mean_difference"] is not None:
-        if d0["ci95"][1] < 0 and not (hi is not None and hi < 0):
-            closing = "the gap closed within the CI"
-        elif abs(d1["mean_difference"]) < abs(d0["mean_difference"]):
-            closing = "the gap narrowed" + ("" if not (hi is not None and hi < 0) else " but stays significant")
-        else:
-            closing = "the gap did not narrow"
-    else:
-        closing = "one complete point only"
-    incomplete = ("" if planned is None or last["epoch"] >= planned else
-                  f" **Not decided at epoch {planned}**: the runs had not reached it for every seed.")
-    small = " (with 9 cases the smallest two-sided Wilcoxon p is 0.0039)" if p is not None and d1["n"] <= 9 else ""
-    return f"{name}: {state}; {closing}. {trend}{small}.{incomplete}"
+        return "SAT is below ORG"
+    if lo is not None and lo > 0:
+        return "SAT is above ORG"
+    return "no difference detected (the CI holds 0)"
+
+
+def _closing(first: dict, last: dict) -> str:
+    if last is first:
+        return "one point only"
+    d0, d1 = first["dice"], last["dice"]
+    below = d1["ci95"][1] is not None and d1["ci95"][1] < 0
+    if d0["ci95"][1] is not None and d0["ci95"][1] < 0 and not below:
+        return "the gap closed within the CI"
+    if abs(d1["mean_difference"]) < abs(d0["mean_difference"]):
+        return "the gap narrowed" + (" but stays significant" if below else "")
+    return "the gap did not narrow"
+
+
+def _trend(first: dict, last: dict) -> str:
+    d1 = last["dice"]
+    text = f"SAT − ORG Dice {_diff(first['dice'])} at epoch {first['epoch']}"
+    if last is not first:
+        text += f" → {_diff(d1)} at epoch {last['epoch']}"
+    text += f" (Wilcoxon p = {_p(d1)}, {d1['n']} cases, seeds {','.join(map(str, last['seeds']))}"
+    if d1["n"] <= 9:
+        text += f"; with {d1['n']} cases the smallest two-sided p is {2 / 2 ** d1['n']:.2g}"
+    return text + ")"
 
 
 def _verdict_selection(name: str, rows: Sequence[dict]) -> str:
@@ -187,18 +209,21 @@ def _verdict_selection(name: str, rows: Sequence[dict]) -> str:
 
 
 def _verdict_consistency(name: str, rows: Sequence[dict]) -> str:
-    last = _last_complete(rows)
+    complete = [r for r in rows if r["complete"]]
+    last = complete[-1] if complete else (rows[-1] if rows else None)
     if last is None:
         return f"{name}: **not decided**."
     b = last["dice"]["consistency"]["bootstrap"]
     lo, hi = b["ci95"] if b.get("ci95") else (None, None)
     if hi is not None and hi < 1:
-        state = "SAT's std is smaller (supported)"
+        state = "SAT's std is smaller"
     elif lo is not None and lo > 1:
-        state = "SAT's std is larger (contradicted)"
+        state = "SAT's std is larger"
     else:
         state = "no difference in std detected"
-    return f"{name}, epoch {last['epoch']}: {state}; std ratio SAT/ORG {_ratio(last['dice'])}."
+    scope = "" if last["complete"] else (f" (seed(s) {','.join(map(str, last['seeds']))} only: indicative, "
+                                         "not decided)")
+    return f"{name}, epoch {last['epoch']}{scope}: {state}; std ratio SAT/ORG {_ratio(last['dice'])}."
 
 
 def compute(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, dict]], n_boot: int = 10000) -> dict:
