@@ -245,7 +245,10 @@ def render_section(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, d
              "training (`--keep-epochs`) and evaluated on the test split: the weights of that epoch, not the best "
              "on validation.*", ""]
     lines += ["### Runs, commands and what completed", ""]
-    for name, run in [*runs, *adam]:
+    for name, run in [*runs, *[(f"{n}, Adam", r) for n, r in adam]]:
+        if not run["cells"] and not run["settings"]:
+            lines += [f"**{name}** (`{run['dir']}`): not started.", ""]
+            continue
         lines += [f"**{name}** (`{run['dir']}`; optimizer {run['settings'].get('optimizer', 'adadelta')}):", "",
                   "```bash", str(run["command"]), "```", ""]
         lines += [f"- {s}" for s in _status(run)] + [""]
@@ -349,6 +352,15 @@ def _named(value: str) -> tuple[str, Path]:
     return name.strip(), Path(path.strip())
 
 
+def _load_or_stub(path: Path) -> dict:
+    """:func:`load_run`, or an empty run ("not started") for a folder that does not exist yet (warned)."""
+    if not Path(path).exists():
+        logger.warning("%s does not exist: reported as not started", path)
+        return {"dir": str(path), "task": None, "command": "(not started)", "data_note": None, "settings": {},
+                "keep_epochs": [], "epochs": None, "seeds": [], "cells": []}
+    return load_run(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m satgate_monai.experiments.curves_report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -364,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        runs = [(name, load_run(path)) for name, path in args.run]
-        adam = [(name, load_run(path)) for name, path in args.adam]
+        runs = [(name, _load_or_stub(path)) for name, path in args.run]
+        adam = [(name, _load_or_stub(path)) for name, path in args.adam]
         if not args.docs.is_file():
             raise ValueError(f"{args.docs} does not exist.")
     except ValueError as e:
