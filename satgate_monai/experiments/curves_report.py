@@ -327,8 +327,8 @@ def _figures(runs, adam, numbers: dict, fig_dir: Path, docs: Path) -> dict[str, 
 
     fig_dir.mkdir(parents=True, exist_ok=True)
     out = {}
-    panels = [(name, numbers["gaps"][name]) for name, _ in runs]
-    panels += [(f"{name}, Adam", {"sat": numbers["adam"][name]}) for name, _ in adam]
+    panels = [(name, numbers["gaps"][name], run["keep_epochs"]) for name, run in runs]
+    panels += [(f"{name}, Adam", {"sat": numbers["adam"][name]}, run["keep_epochs"]) for name, run in adam]
     path = gap_curves(panels, fig_dir / "curves_gap.png")
     out["Gate − ORG test Dice (95 % CI) against epochs"] = _rel(path, docs)
     hists = [(name, gate, histograms(run, gate)) for name, run in runs for gate in ("sat", "st")]

@@ -218,17 +218,17 @@ def make_figures(results: dict, out_dir: Path) -> dict[str, str]:
     return figures
 
 
-def gap_curves(panels: Sequence[tuple[str, dict[str, list[dict]]]], path: Path) -> Path:
+def gap_curves(panels: Sequence[tuple[str, dict[str, list[dict]], Sequence[int]]], path: Path) -> Path:
     """One panel per task: each gate's test Dice minus ORG's (mean over paired cases, 95 % bootstrap CI) against the
     kept epochs (log scale); hollow markers where not every seed reached the epoch.
 
     Args:
-        panels: ``[(title, {gate: rows of curves.gap_table})]``.
+        panels: ``[(title, {gate: rows of curves.gap_table}, planned kept epochs (the x ticks))]``.
     """
     plt = _plt()
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.6 * max(len(panels), 1), 3.6), squeeze=False)
     colors = {"sat": "C3", "at": "C0", "st": "C2"}
-    for ax, (title, gaps) in zip(axes[0], panels):
+    for ax, (title, gaps, epochs) in zip(axes[0], panels):
         for gate, rows in gaps.items():
             if not rows:
                 continue
@@ -242,7 +242,13 @@ def gap_curves(panels: Sequence[tuple[str, dict[str, list[dict]]]], path: Path) 
             ax.scatter(x[~full], y[~full], facecolor="white", edgecolor=colors[gate], zorder=3, s=22)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel("epoch (kept checkpoint)")
+        if epochs:
+            ax.set_xticks(list(epochs), [str(e) for e in epochs])
+            ax.set_xticks([], minor=True)
+            ax.set_xlim(min(epochs) * 0.8, max(epochs) * 1.25)
+        if not any(gaps.values()):
+            ax.text(0.5, 0.5, "no kept epoch evaluated yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("epoch (kept checkpoint; hollow: not every seed)")
         ax.set_ylabel("test Dice difference (95 % CI)")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
