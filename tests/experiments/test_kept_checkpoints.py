@@ -105,3 +105,27 @@ def _check_report(tmp_path: Path, run: Path, sat_kept: list[dict]) -> None:
     row = next(line for line in text.splitlines() if line.startswith("| Tiny | SAT − ORG | 3 |"))
     assert f"{expected['mean_difference']:.3f} [{expected['ci95'][0]:.3f}, {expected['ci95'][1]:.3f}]" in row
     assert "| Tiny | SAT | draw | 0 |" in text
+
+
+@pytest.mark.slow
+def test_resumed_training_keeps_done_evaluations_and_keeps_a_missing_epoch(tmp_path):
+    """Interrupted after the last epoch's ``last.pt`` but before that epoch was kept: the rerun keeps it (the same
+    weights) and leaves the evaluations already written alone."""
+    if not (BUNDLE / "configs" / "train.json").is_file():
+        skip_or_fail(f"{BUNDLE} has no train config")
+    data = write_tiny_skin(tmp_path / "data", n_train=4, n_val=1, n_test=2, size=32)
+    args = _args(data, tmp_path / "run", 3, "--keep-epochs", "1,3")
+    assert cli.main(args) == 0
+    cell = tmp_path / "run" / "cells" / "unet-sat-s0"
+    first = (cell / "kept" / "epoch_0001.json").stat().st_mtime_ns
+    kept3 = _weights(cell / "kept" / "epoch_0003.pt")
+    for name in ("cell.json", "trained.json", "kept/epoch_0003.pt", "kept/epoch_0003.json"):
+        (cell / name).unlink()
+    last = cell / "models" / "last.pt"  # as if killed right after the epoch-3 checkpoint, before the end of training
+    state = torch.load(last, weights_only=True)
+    state["completed"] = False
+    torch.save(state, last)
+    assert cli.main(args) == 0
+    assert (cell / "kept" / "epoch_0001.json").stat().st_mtime_ns == first
+    _assert_same(_weights(cell / "kept" / "epoch_0003.pt"), kept3)
+    assert [k["epoch"] for k in kept_results(cell)] == [1, 3]
