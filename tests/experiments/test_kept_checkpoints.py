@@ -129,3 +129,12 @@ def test_resumed_training_keeps_done_evaluations_and_keeps_a_missing_epoch(tmp_p
     assert (cell / "kept" / "epoch_0001.json").stat().st_mtime_ns == first
     _assert_same(_weights(cell / "kept" / "epoch_0003.pt"), kept3)
     assert [k["epoch"] for k in kept_results(cell)] == [1, 3]
+
+
+def test_keep_epochs_beyond_training_fail_in_one_line(tmp_path, capsys):
+    if not (BUNDLE / "configs" / "train.json").is_file():
+        skip_or_fail(f"{BUNDLE} has no train config")
+    data = write_tiny_skin(tmp_path / "data", n_train=2, n_val=1, n_test=1, size=32)
+    assert cli.main(_args(data, tmp_path / "run", 2, "--keep-epochs", "1,5")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --keep-epochs 1,5 goes beyond the 2 training epochs." and not (tmp_path / "run").exists()
