@@ -138,3 +138,16 @@ def test_keep_epochs_beyond_training_fail_in_one_line(tmp_path, capsys):
     assert cli.main(_args(data, tmp_path / "run", 2, "--keep-epochs", "1,5")) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: --keep-epochs 1,5 goes beyond the 2 training epochs." and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_optimizer_adam_trains_with_adam(tmp_path):
+    if not (BUNDLE / "configs" / "train.json").is_file():
+        skip_or_fail(f"{BUNDLE} has no train config")
+    data = write_tiny_skin(tmp_path / "data", n_train=2, n_val=1, n_test=1, size=32)
+    assert cli.main(_args(data, tmp_path / "run", 1, "--optimizer", "adam")) == 0
+    state = torch.load(tmp_path / "run" / "cells" / "unet-sat-s0" / "models" / "last.pt", weights_only=True)
+    assert all("exp_avg" in s for s in state["optimizer"]["state"].values())  # Adadelta keeps square_avg instead
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    assert settings["optimizer"] == "adam" and settings["overrides"]["optimizer"]["_target_"] == "torch.optim.Adam"
