@@ -301,25 +301,27 @@ def render_section(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, d
 
 
 def summary_paragraph(numbers: dict) -> str:
-    """The README's one paragraph on the learning curves, from :func:`compute`'s ``numbers``."""
+    """The README's one paragraph on the learning curves, from :func:`compute`'s ``numbers``: per task the first
+    and the last kept epoch with its seeds, and whether training moved any selection weight across 0."""
     parts = []
     for name, gaps in numbers["gaps"].items():
-        complete = [r for r in gaps["sat"] if r["complete"]]
-        if not complete:
-            parts.append(f"{name}: not decided yet")
+        rows = gaps["sat"]
+        if not rows:
+            parts.append(f"{name}: no kept epoch evaluated yet")
             continue
-        first, last = complete[0], complete[-1]
+        first, last = rows[0], rows[-1]
         text = f"{name}: SAT − ORG Dice {_diff(first['dice'])} at epoch {first['epoch']}"
         if last is not first:
             text += f", {_diff(last['dice'])} at epoch {last['epoch']}"
+        text += f" (seeds {','.join(map(str, last['seeds']))}{'' if last['complete'] else ' of the 3 planned'})"
         sel = numbers["selection"][name]["sat"]
         if len(sel) > 1 and sel[-1]["crossed0_ever"] is not None:
-            text += (f" (switched off: {100 * sel[0]['off']:.1f} % at the draw, {100 * sel[-1]['off']:.1f} % at "
-                     f"epoch {sel[-1]['epoch']}; {sel[-1]['crossed0_ever']:.1f} weights crossed 0)")
+            text += (f"; SAT's switched-off share {100 * sel[0]['off']:.1f} % at the draw, {100 * sel[-1]['off']:.1f} %"
+                     f" at epoch {sel[-1]['epoch']}, {sel[-1]['crossed0_ever']:g} weights crossed 0 in training")
         parts.append(text)
-    return ("**Does the gap close with training?** Learning curves from checkpoints kept along training (U-Net, 3 "
-            "seeds, paired over the test cases, 95 % CI; docs/experiments.md, section of that name): "
-            + "; ".join(parts) + ".")
+    return ("**Does the gap close with training?** Learning curves from checkpoints kept along training (U-Net, "
+            "paired over the test cases, 95 % CI; verdicts and what did not complete: docs/experiments.md, *Does "
+            "the gap close with training?*): " + "; ".join(parts) + ".")
 
 
 def _figures(runs, adam, numbers: dict, fig_dir: Path, docs: Path) -> dict[str, str]:
