@@ -313,7 +313,8 @@ def summary_paragraph(numbers: dict) -> str:
         text = f"{name}: SAT − ORG Dice {_diff(first['dice'])} at epoch {first['epoch']}"
         if last is not first:
             text += f", {_diff(last['dice'])} at epoch {last['epoch']}"
-        text += f" (seeds {','.join(map(str, last['seeds']))}{'' if last['complete'] else ' of the 3 planned'})"
+        partial = "" if last["complete"] else ", not every planned seed"
+        text += f" (seed(s) {','.join(map(str, last['seeds']))}{partial})"
         sel = numbers["selection"][name]["sat"]
         if len(sel) > 1 and sel[-1]["crossed0_ever"] is not None:
             text += (f"; SAT's switched-off share {100 * sel[0]['off']:.1f} % at the draw, {100 * sel[-1]['off']:.1f} %"
