@@ -50,17 +50,41 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
         curve = read_json(cell_dir / "curve.json") if (cell_dir / "curve.json").is_file() else []
         done = cell_dir / "cell.json"
         track = kept_dir(cell_dir) / "selection_track.json"
+        kept = {r["epoch"]: r for r in kept_results(cell_dir)}
+        initial = read_json(track)["initial"] if track.is_file() else None
+        if initial is not None:
+            for epoch, r in kept.items():
+                r["moved"] = _moved(cell_dir, epoch, initial)
         cells.append({
             "key": cell_dir.name, "network": s["network"], "gate": s["gate"], "seed": int(s["seed"]),
             "done": done.is_file(), "trained_epochs": max((p["epoch"] for p in curve), default=0),
             "train_seconds": read_json(done).get("train_seconds") if done.is_file() else None,
-            "kept": {r["epoch"]: r for r in kept_results(cell_dir)},
-            "initial": read_json(track)["initial"] if track.is_file() else None,
+            "kept": kept, "initial": initial,
         })
     return {"dir": str(run_dir), "task": meta.get("task"), "command": meta.get("command"),
             "data_note": meta.get("data_note"), "settings": settings,
             "keep_epochs": list(settings.get("keep_epochs") or []), "epochs": settings.get("epochs"),
             "seeds": list(settings.get("seeds") or []), "cells": cells}
+
+
+def _moved(cell_dir: Path, epoch: int, initial: Sequence[Sequence[float]]) -> dict[str, float | None] | None:
+    """How far the selection weights moved from the draw by ``epoch``: the largest ``|w - w0|`` among the weights
+    off at the draw (``w0 <= 0``) and among those between (``0 < w0 < 1``); None without the kept weights."""
+    from satgate_monai.infer.checkpoint import load_state_dict
+
+    path = kept_dir(cell_dir) / f"epoch_{epoch:04d}.pt"
+    if not initial or not path.is_file():
+        return None
+    state = load_state_dict(path)
+    weights = [v for k, v in state.items() if k.endswith("selection.weight")]  # state-dict order: shallow to deep
+    if len(weights) != len(initial):
+        return None
+    w = np.concatenate([x.double().flatten().numpy() for x in weights])
+    w0 = np.concatenate([np.asarray(x, dtype=float) for x in initial])
+    off, between = w0 <= 0, (w0 > 0) & (w0 < 1)
+    move = np.abs(w - w0)
+    return {"off": float(move[off].max()) if off.any() else None,
+            "between": float(move[between].max()) if between.any() else None}
 
 
 def _by_gate(run: dict) -> dict[str, dict[int, dict]]:
@@ -107,7 +131,8 @@ def selection_table(run: dict, gate: str) -> list[dict]:
     Returns:
         rows ``{"epoch", "seeds", "n", "off", "between", "frozen" (pooled shares), "per_skip": [{"off", "between",
         "frozen"}], "crossed0_ever", "crossed0_now", "crossed1_ever", "crossed1_now" (summed over skips, mean over
-        seeds; None when not tracked)}``.
+        seeds; None when not tracked), "moved_off", "moved_between" (largest ``|w - w0|`` over the seeds among the
+        weights off / between at the draw; kept epochs only)}``.
     """
     cells = _by_gate(run).get(gate, {})
     rows = []
@@ -119,7 +144,12 @@ def selection_table(run: dict, gate: str) -> list[dict]:
         seeds = sorted(s for s, c in cells.items() if epoch in c["kept"])
         snaps = [cells[s]["kept"][epoch]["selection"] for s in seeds]
         if snaps and snaps[0]:
-            rows.append(_selection_row(epoch, seeds, snaps))
+            row = _selection_row(epoch, seeds, snaps)
+            moved = [cells[s]["kept"][epoch].get("moved") for s in seeds]
+            for key in ("off", "between"):
+                values = [m[key] for m in moved if m and m[key] is not None]
+                row[f"moved_{key}"] = max(values) if values and len(values) == len(seeds) else None
+            rows.append(row)
     return rows
 
 

@@ -131,9 +131,10 @@ def _selection_rows(name: str, gate: str, rows: Sequence[dict]) -> list[str]:
         cross1 = (f"{_fmt(r['crossed1_ever'], 1)} / {_fmt(r['crossed1_now'], 1)}" if r["crossed1_ever"] is not None
                   else "—")
         label = "draw" if r["epoch"] == 0 else str(r["epoch"])
+        moved = f"{_fmt(r.get('moved_off'), 4)} / {_fmt(r.get('moved_between'), 4)}" if r["epoch"] else "—"
         out.append(f"| {name} | {GATE_LABELS[gate]} | {label} | {''.join(map(str, r['seeds']))} | {r['n']} | "
                    f"{100 * r['off']:.1f} | {100 * r['between']:.1f} | {100 * r['frozen']:.1f} | {skips} | "
-                   f"{cross} | {cross1} |")
+                   f"{cross} | {cross1} | {moved} |")
     return out
 
 
@@ -144,15 +145,13 @@ def _verdict_gap(name: str, run: dict, rows: Sequence[dict]) -> str:
     complete = [r for r in rows if r["complete"]]
     beyond = [r for r in rows if not r["complete"] and (not complete or r["epoch"] > complete[-1]["epoch"])]
     if complete:
-        first, last = complete[0], complete[-1]
-        text = f"{name}: {_state(last)}; {_closing(first, last)}. {_trend(first, last)}."
+        text = f"{name}: {_state(complete[-1])}; {_closing(complete)}. {_trend(complete)}."
     else:
         text = f"{name}: **not decided** (no kept epoch reached by every seed of ORG and SAT)."
     if beyond:
-        first = complete[0] if complete else beyond[0]
-        last = beyond[-1]
-        text += (f" With seed(s) {','.join(map(str, last['seeds']))} only (not every seed; indicative, not decided): "
-                 f"{_state(last)}; {_closing(first, last)}. {_trend(first, last)}.")
+        points = [*complete, *beyond]
+        text += (f" With seed(s) {','.join(map(str, beyond[-1]['seeds']))} only (not every seed; indicative, not "
+                 f"decided): {_state(points[-1])}; {_closing(points)}. {_trend(points)}.")
     if planned is not None and (not rows or rows[-1]["epoch"] < planned or not rows[-1]["complete"]):
         text += f" **Not decided at epoch {planned}**: the runs had not reached it for every seed."
     return text
@@ -161,30 +160,34 @@ def _verdict_gap(name: str, run: dict, rows: Sequence[dict]) -> str:
 def _state(row: dict) -> str:
     lo, hi = row["dice"]["ci95"]
     if hi is not None and hi < 0:
-        return "SAT is below ORG"
+        return f"SAT is below ORG at epoch {row['epoch']}"
     if lo is not None and lo > 0:
-        return "SAT is above ORG"
-    return "no difference detected (the CI holds 0)"
+        return f"SAT is above ORG at epoch {row['epoch']}"
+    return f"no difference detected at epoch {row['epoch']} (the CI holds 0)"
 
 
-def _closing(first: dict, last: dict) -> str:
-    if last is first:
+def _closing(points: Sequence[dict]) -> str:
+    """How the last point compares with the widest gap before it."""
+    last = points[-1]
+    if len(points) == 1:
         return "one point only"
-    d0, d1 = first["dice"], last["dice"]
-    below = d1["ci95"][1] is not None and d1["ci95"][1] < 0
-    if d0["ci95"][1] is not None and d0["ci95"][1] < 0 and not below:
-        return "the gap closed within the CI"
-    if abs(d1["mean_difference"]) < abs(d0["mean_difference"]):
-        return "the gap narrowed" + (" but stays significant" if below else "")
-    return "the gap did not narrow"
+    widest = min(points[:-1], key=lambda r: r["dice"]["mean_difference"])
+    d_w, d_l = widest["dice"]["mean_difference"], last["dice"]["mean_difference"]
+    if d_w >= 0:
+        return "SAT was not below ORG at any earlier point"
+    below = last["dice"]["ci95"][1] is not None and last["dice"]["ci95"][1] < 0
+    if d_l > d_w:
+        return (f"the gap narrowed from its widest, {d_w:.3f} at epoch {widest['epoch']}"
+                + (", but stays significant" if below else ", to within the CI of 0"))
+    return f"the gap did not narrow (widest so far: {d_l:.3f} at epoch {last['epoch']})"
 
 
-def _trend(first: dict, last: dict) -> str:
+def _trend(points: Sequence[dict]) -> str:
+    last = points[-1]
     d1 = last["dice"]
-    text = f"SAT − ORG Dice {_diff(first['dice'])} at epoch {first['epoch']}"
-    if last is not first:
-        text += f" → {_diff(d1)} at epoch {last['epoch']}"
-    text += f" (Wilcoxon p = {_p(d1)}, {d1['n']} cases, seeds {','.join(map(str, last['seeds']))}"
+    series = ", ".join(f"{_diff(r['dice'])} at epoch {r['epoch']}" for r in points)
+    text = (f"SAT − ORG Dice {series} (last point: Wilcoxon p = {_p(d1)}, {d1['n']} cases, seed(s) "
+            f"{','.join(map(str, last['seeds']))}")
     if d1["n"] <= 9:
         text += f"; with {d1['n']} cases the smallest two-sided p is {2 / 2 ** d1['n']:.2g}"
     return text + ")"
@@ -201,11 +204,16 @@ def _verdict_selection(name: str, rows: Sequence[dict]) -> str:
             f"network, mean over seeds {','.join(map(str, last['seeds']))}); ")
     if ever is None:
         return text + "crossings not tracked."
+    moved = ""
+    if last.get("moved_off") is not None:
+        moved = (f" The weights off at the draw moved by at most {last['moved_off']:.4g} (no gradient below 0), "
+                 f"those between by at most {_fmt(last.get('moved_between'), 4)}.")
     if ever == 0 and (ever1 or 0) == 0:
-        return text + "**no weight crossed 0 or 1 at any iteration: the switched-off share is the initial draw's.**"
+        return text + ("**no weight crossed 0 or 1 at any iteration: the switched-off share is the initial draw's.**"
+                       + moved)
     return text + (f"weights that crossed 0 at some iteration: {ever:.1f} (on the other side at the end: "
                    f"{_fmt(last['crossed0_now'], 1)}); crossed 1: {_fmt(ever1, 1)} (at the end "
-                   f"{_fmt(last['crossed1_now'], 1)}).")
+                   f"{_fmt(last['crossed1_now'], 1)})." + moved)
 
 
 def _verdict_consistency(name: str, rows: Sequence[dict]) -> str:
@@ -275,9 +283,11 @@ def render_section(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, d
               "pooled and per skip (shallow→deep, off-between-frozen %), mean over the seeds listed; *crossed 0*: "
               "weights whose side of 0 differs from the initial draw's at some iteration (*ever*) or at that epoch "
               "(*now*), summed over the skips (mean over seeds); *crossed 1* likewise for 1. *draw*: the initial "
-              "weights.", "",
+              "weights. *Max |w − w0|*: how far the weights off (`w0 <= 0`) and between at the draw moved by that "
+              "epoch (largest over the seeds; `trelu` passes no gradient to a weight at or below 0).", "",
               "| Task | Gate | Epoch | Seeds | Weights | Off % | Between % | Frozen % | Per skip | Crossed 0 ever / "
-              "now | Crossed 1 ever / now |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "now | Crossed 1 ever / now | Max \\|w − w0\\| off / between |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, _ in runs:
         for gate in ("sat", "st"):
             lines += _selection_rows(name, gate, selection[name][gate])

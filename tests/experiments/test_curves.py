@@ -42,7 +42,7 @@ def test_complete_points_and_verdicts():
     text, verdicts = render_section([("Skin", run)], [], numbers, {}, None)
     gap = verdicts["gap"][0]
     # decided on epoch 10 (both seeds); epoch 20 (seed 0 only) is reported as indicative; epoch 50 not reached
-    assert gap.startswith("Skin: SAT is below ORG; one point only.")
+    assert gap.startswith("Skin: SAT is below ORG at epoch 10; one point only.")
     assert "seed(s) 0 only (not every seed; indicative, not decided)" in gap
     assert "**Not decided at epoch 50**" in gap
     assert "| Skin | SAT − ORG | 20 | 0 (partial) |" in text
