@@ -167,12 +167,17 @@ class BundleTask:
             workflow is built (the bundles log each epoch at INFO; the grid's progress bar stays readable).
         use_folds: replicate ``i`` trains on cross-validation fold ``i`` (``--fold i``, seed ``i``) of a datalist
             written with ``--folds`` instead of repeating one split with another seed.
+        keep_epochs: epochs whose weights are kept and evaluated on the test split during training
+            (:mod:`~satgate_monai.experiments.checkpoints`); not part of the cells' fingerprint, since keeping does
+            not change the training.
     """
 
     def __init__(self, bundle_dir: str | Path, data_dir: str | Path, device: str = "cpu", epochs: int | None = None,
                  overrides: dict[str, Any] | None = None, dilation: float = 5.0, figure_cases: int = 2,
-                 quiet_level: int | None = None, use_folds: bool = False) -> None:
+                 quiet_level: int | None = None, use_folds: bool = False,
+                 keep_epochs: Sequence[int] = ()) -> None:
         self.quiet_level = quiet_level
+        self.keep_epochs = sorted({int(e) for e in keep_epochs})
         self.use_folds = bool(use_folds)
         self.bundle_dir = Path(bundle_dir).resolve()
         self.data_dir = Path(data_dir).resolve()
@@ -273,8 +278,13 @@ class BundleTask:
         wf = self._workflow([self.train_config], self.cell_overrides(cell, cell_dir), "train")
         wf.initialize()
         recorder = CurveRecorder(cell_dir / "curve.json")
-        recorder.attach(wf.parser.get_parsed_content("train#trainer"),
-                        wf.parser.get_parsed_content("validate#evaluator"))
+        trainer = wf.parser.get_parsed_content("train#trainer")
+        recorder.attach(trainer, wf.parser.get_parsed_content("validate#evaluator"))
+        if self.keep_epochs:
+            from satgate_monai.experiments.checkpoints import KeptCheckpoints
+
+            KeptCheckpoints(cell_dir, self.keep_epochs, wf.parser.get_parsed_content("network"),
+                            lambda ckpt, out: self._evaluate_cases(cell, cell_dir, out, ckpt)[1]).attach(trainer)
         self._quiet()  # after the handlers exist: MONAI's get_logger sets their loggers to INFO
         wf.run()
         wf.finalize()
@@ -288,20 +298,8 @@ class BundleTask:
         Returns:
             ``{"cases": [...], "eval_seconds", **describe_network(net), "figure_data": file name or None}``.
         """
-        from monai.utils import set_determinism
-
-        set_determinism(seed=cell.seed)
         start = time.perf_counter()
-        overrides = self.cell_overrides(cell, cell_dir)
-        overrides["output_dir"] = str(cell_dir / "eval")
-        wf = self._workflow([self.train_config, self.eval_config], overrides, None)
-        wf.initialize()
-        wf.parser.get_parsed_content("validate#evaluator")  # instantiated (and cached) now, so it can be quietened
-        self._quiet()
-        wf.run()
-        wf.finalize()
-        split = str(self.overrides.get("eval_split", "test"))
-        cases = read_case_csv(cell_dir / "eval" / (f"{split}_{EVAL_CSV}" if self.use_folds else EVAL_CSV))
+        wf, cases = self._evaluate_cases(cell, cell_dir, cell_dir / "eval")
         net = wf.parser.get_parsed_content("network")
         net.eval()
         info = describe_network(net)
@@ -323,6 +321,26 @@ class BundleTask:
             info["figure_data"] = "figure_data.npz"
         info.update(cases=cases, eval_seconds=time.perf_counter() - start)
         return info
+
+    def _evaluate_cases(self, cell: Cell, cell_dir: Path, output_dir: Path,
+                        ckpt_path: Path | None = None) -> tuple[Any, list[dict]]:
+        """Run the bundle's evaluate config on the test split with the cell's best checkpoint (or ``ckpt_path``),
+        writing into ``output_dir``; returns the workflow and the per-case metrics."""
+        from monai.utils import set_determinism
+
+        set_determinism(seed=cell.seed)
+        overrides = self.cell_overrides(cell, cell_dir)
+        overrides["output_dir"] = str(output_dir)
+        if ckpt_path is not None:
+            overrides["ckpt_path"] = str(ckpt_path)
+        wf = self._workflow([self.train_config, self.eval_config], overrides, None)
+        wf.initialize()
+        wf.parser.get_parsed_content("validate#evaluator")  # instantiated (and cached) now, so it can be quietened
+        self._quiet()
+        wf.run()
+        wf.finalize()
+        split = str(self.overrides.get("eval_split", "test"))
+        return wf, read_case_csv(Path(output_dir) / (f"{split}_{EVAL_CSV}" if self.use_folds else EVAL_CSV))
 
     # ------------------------------------------------------------------ inspection
     @torch.no_grad()

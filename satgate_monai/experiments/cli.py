@@ -23,7 +23,7 @@ from satgate_monai.experiments.io import atomic_write_json, read_json
 from satgate_monai.networks.factories import gate_names
 from satgate_monai.tasks import TASKS, get_task
 
-__all__ = ["main", "build_parser", "PROFILES", "default_bundle_dir", "parse_seeds"]
+__all__ = ["main", "build_parser", "OPTIMIZERS", "PROFILES", "default_bundle_dir", "parse_seeds"]
 
 logger = logging.getLogger(__name__)
 LOG_NAME = "experiments.log"  # the full log, in the run folder
@@ -36,6 +36,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {name: {"epochs": t.experiment_epochs, "overrides": dict(t.experiment_overrides)}
              for name, t in TASKS.items()},
     "bundle": {task: {"epochs": None, "overrides": {}} for task in TASK_BUNDLES},
+}
+# --optimizer: "adadelta" is the bundles' own (Adadelta lr 1.0, the paper's); "adam" replaces it with Adam lr 1e-3
+# (torch defaults otherwise), to tell the method from Adadelta's slow start. Change its rate with
+# --override optimizer#lr=VALUE.
+OPTIMIZERS: dict[str, dict[str, Any] | None] = {
+    "adadelta": None,
+    "adam": {"_target_": "torch.optim.Adam", "params": "$@network.parameters()", "lr": 1e-3},
 }
 SEEDS_RULE = ("--seeds N (one int, no comma) is a count: seeds 0..N-1; a comma list (0,5,7 or 7, for seed 7 "
               "alone) or several values (0 5 7) are the seeds themselves")
@@ -108,6 +115,15 @@ def _selection_args(value: str) -> dict:
         raise argparse.ArgumentTypeError(f"--selection-args takes a JSON object, e.g. '{{\"selection_init\": 1.0}}', "
                                          f"got {value!r}")
     return kwargs
+
+
+def _keep_epochs(value: str) -> list[int]:
+    from satgate_monai.experiments.checkpoints import parse_epochs
+
+    try:
+        return parse_epochs(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _override(value: str) -> tuple[str, Any]:
@@ -184,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "8-16-32-64 on 32^3 patches); bundle: the bundle's recipe unchanged (200 epochs, full size), "
                           "for a GPU")
     run.add_argument("--epochs", type=_epochs, default=None, help="training epochs per cell (default: the profile's)")
+    run.add_argument("--keep-epochs", type=_keep_epochs, default=[], metavar="E1,E2,...",
+                     help="keep the weights at these epochs and evaluate each on the test split during training "
+                          "(CELL/kept/epoch_<E>.pt and .json: per-case metrics and the selection weights' state), "
+                          "e.g. 10,20,50,100,200: one long run gives the whole learning curve")
+    run.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adadelta",
+                     help="adadelta: the bundle's own (Adadelta lr 1.0); adam: Adam lr 1e-3 (change the rate with "
+                          "--override optimizer#lr=VALUE)")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     run.add_argument("--override", type=_override, action="append", default=[], metavar="KEY=VALUE",
                      help="extra bundle override for every cell, e.g. batch_size=16 or 'image_size=[96,96]'")
@@ -311,11 +334,16 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"bundle folder {bundle} does not exist: pass --bundle DIR.")
     profile = PROFILES[args.profile][args.task]
     epochs = profile["epochs"] if args.epochs is None else args.epochs
-    overrides = {**profile["overrides"], **dict(args.override)}
+    optimizer = OPTIMIZERS[args.optimizer]
+    overrides = {**profile["overrides"], **({"optimizer": dict(optimizer)} if optimizer else {}), **dict(args.override)}
     level = logging.getLogger().getEffectiveLevel()
     task = BundleTask(bundle, args.data, device=args.device, epochs=epochs, overrides=overrides,
                       dilation=args.dilation, quiet_level=level if level >= logging.WARNING else None,
-                      use_folds=args.folds)
+                      use_folds=args.folds, keep_epochs=args.keep_epochs)
+    total = epochs if epochs is not None else int(task._parser([task.train_config], {}).get_parsed_content("epochs"))
+    if args.keep_epochs and args.keep_epochs[-1] > total:
+        raise ValueError(f"--keep-epochs {','.join(map(str, args.keep_epochs))} goes beyond the {total} training "
+                         "epochs.")
     bundle_def = task.bundle_network_def()
     cells = build_grid(bundle_def, networks, gates, args.seeds, peers, args.selection_args)
     extra = dict(args.network_args)
@@ -325,9 +353,7 @@ def _run(args: argparse.Namespace) -> int:
     for cell in cells:
         cell.network_def.update(extra.get(cell.network, {}))
     if args.dry_run:
-        shown = epochs if epochs is not None else int(task._parser([task.train_config], {}).get_parsed_content(
-            "epochs"))
-        return _dry_run(task, cells, args, shown)
+        return _dry_run(task, cells, args, total)
     executor = _executor(args)
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -339,7 +365,8 @@ def _run(args: argparse.Namespace) -> int:
         "settings": {"networks": networks, "gates": gates, "peers": peers, "seeds": args.seeds,
                      "profile": args.profile, "epochs": epochs if epochs is not None else "bundle",
                      "device": args.device, "overrides": overrides, "network_args": extra, "dilation": args.dilation,
-                     "bootstrap": args.bootstrap, "selection_args": args.selection_args, "threads": threads},
+                     "bootstrap": args.bootstrap, "selection_args": args.selection_args, "threads": threads,
+                     "keep_epochs": args.keep_epochs, "optimizer": args.optimizer},
     }
     atomic_write_json(args.out / "run.json", meta)
     records = run_cells(task, cells, args.out, rerun_stale=args.rerun_stale, progress=not args.no_progress,

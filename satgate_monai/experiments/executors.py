@@ -135,6 +135,11 @@ _worker_device: str | None = None
 
 def _init_local_worker(threads: int, devices: Any) -> None:
     global _worker_device
+    import multiprocessing as mp
+
+    # a spawned process inherits "spawn" as its default start method: the bundle's DataLoader would then spawn fresh
+    # workers every epoch, each importing torch and MONAI again; use the platform's default (fork on Linux)
+    mp.set_start_method(mp.get_all_start_methods()[0], force=True)
     _set_threads(threads)
     _worker_device = devices.get() if devices is not None else None
 

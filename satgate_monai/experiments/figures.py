@@ -21,6 +21,8 @@ __all__ = [
     "channel_selection",
     "attention_figure",
     "make_figures",
+    "gap_curves",
+    "selection_histograms",
 ]
 
 
@@ -214,3 +216,69 @@ def make_figures(results: dict, out_dir: Path) -> dict[str, str]:
         add(title, attention_figure(ref["images"], ref["labels"], maps, [str(c) for c in ref["cases"]],
                                     out_dir / "figures" / f"attention_{network}.png", title))
     return figures
+
+
+def gap_curves(panels: Sequence[tuple[str, dict[str, list[dict]], Sequence[int]]], path: Path) -> Path:
+    """One panel per task: each gate's test Dice minus ORG's (mean over paired cases, 95 % bootstrap CI) against the
+    kept epochs (log scale); hollow markers where not every seed reached the epoch.
+
+    Args:
+        panels: ``[(title, {gate: rows of curves.gap_table}, planned kept epochs (the x ticks))]``.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.6 * max(len(panels), 1), 3.6), squeeze=False)
+    colors = {"sat": "C3", "at": "C0", "st": "C2"}
+    for ax, (title, gaps, epochs) in zip(axes[0], panels):
+        for gate, rows in gaps.items():
+            if not rows:
+                continue
+            x = np.array([r["epoch"] for r in rows], dtype=float) * {"sat": 1.0, "at": 0.97, "st": 1.03}[gate]
+            y = np.array([r["dice"]["mean_difference"] for r in rows], dtype=float)
+            ci = np.array([r["dice"]["ci95"] for r in rows], dtype=float)
+            ax.errorbar(x, y, yerr=[y - ci[:, 0], ci[:, 1] - y], color=colors[gate], capsize=3, lw=1.2,
+                        label=f"{GATE_LABELS[gate]} − ORG")
+            full = np.array([r["complete"] for r in rows])
+            ax.scatter(x[full], y[full], color=colors[gate], zorder=3, s=22)
+            ax.scatter(x[~full], y[~full], facecolor="white", edgecolor=colors[gate], zorder=3, s=22)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        if epochs:
+            ax.set_xticks(list(epochs), [str(e) for e in epochs])
+            ax.set_xticks([], minor=True)
+            ax.set_xlim(min(epochs) * 0.8, max(epochs) * 1.25)
+        if not any(gaps.values()):
+            ax.text(0.5, 0.5, "no kept epoch evaluated yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("epoch (kept checkpoint; hollow: not every seed)")
+        ax.set_ylabel("test Dice difference (95 % CI)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def selection_histograms(panels: Sequence[tuple[str, str, dict[int, np.ndarray]]], path: Path) -> Path:
+    """One panel per (task, gate): the histogram of the raw selection weights at the draw (epoch 0) and at every kept
+    epoch (``counts`` over ``checkpoints.HIST_EDGES``, first/last bins: below/above the edges)."""
+    from satgate_monai.experiments.checkpoints import HIST_EDGES
+
+    plt = _plt()
+    edges = np.asarray(HIST_EDGES, dtype=float)
+    centers = np.concatenate([[edges[0] - 0.05], (edges[:-1] + edges[1:]) / 2, [edges[-1] + 0.05]])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (task, gate, hists) in zip(axes[0], panels):
+        cmap = plt.get_cmap("viridis")
+        for i, (epoch, counts) in enumerate(hists.items()):
+            counts = np.asarray(counts, dtype=float)
+            ax.step(centers, counts / max(counts.sum(), 1), where="mid", color=cmap(i / max(len(hists) - 1, 1)),
+                    label="draw" if epoch == 0 else f"epoch {epoch}", lw=1.2)
+        for v in (0.0, 1.0):
+            ax.axvline(v, color="k", lw=0.8, ls=":")
+        ax.set_xlabel("raw selection weight w")
+        ax.set_ylabel("share of weights")
+        ax.set_title(f"{task}: {GATE_LABELS[gate]}", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -143,3 +143,22 @@ def test_unreachable_ray_cluster_is_one_line(tmp_path, capsys):
     assert cli.main(_args(data, tmp_path / "run", "--ray", f"127.0.0.1:{_free_port()}")) == 2
     err = capsys.readouterr().err
     assert "cannot connect to the Ray cluster" in err and "Traceback" not in err
+
+
+def _start_method() -> str:
+    import multiprocessing as mp
+
+    return mp.get_start_method()
+
+
+def test_local_workers_start_their_own_children_the_platform_way():
+    """A spawned worker inherits "spawn"; the bundle's DataLoader would then spawn (import torch and MONAI anew)
+    its workers every epoch. The local workers restore the platform's default (fork on Linux)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from satgate_monai.experiments.executors import _init_local_worker
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_local_worker, initargs=(1, None)) as pool:
+        assert pool.submit(_start_method).result() == mp.get_all_start_methods()[0]

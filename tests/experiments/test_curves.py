@@ -1,0 +1,56 @@
+"""Learning curves from kept checkpoints: which points are complete, and verdicts decided only on those."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from satgate_monai.experiments.curves import gap_table, selection_table
+from satgate_monai.experiments.curves_report import compute, render_section, replace_block
+
+
+def _cell(gate: str, seed: int, dice: dict[int, list[float]], selection: bool = False) -> dict:
+    kept = {}
+    for epoch, values in dice.items():
+        sel = [{"n": 4, "off": 0.5, "between": 0.5, "frozen": 0.0, "hist": [0] * 32, "crossed0_now": 0,
+                "crossed1_now": 0, "crossed0_ever": epoch // 10, "crossed1_ever": 0}] if selection else []
+        kept[epoch] = {"epoch": epoch, "selection": sel,
+                       "cases": [{"case": f"c{i}", "dice": v, "fpr": 0.01, "fnr": 1 - v} for i, v in enumerate(values)]}
+    return {"key": f"unet-{gate}-s{seed}", "network": "unet", "gate": gate, "seed": seed, "done": False,
+            "trained_epochs": max(dice), "train_seconds": None, "kept": kept,
+            "initial": [[-0.5, -0.1, 0.2, 0.7]] if selection else None}
+
+
+def _run() -> dict:
+    rng = np.random.default_rng(0)
+    org = {e: list(0.8 + 0.05 * rng.random(9)) for e in (10, 20)}
+    sat = {e: [v - 0.1 for v in org[e]] for e in org}
+    cells = [_cell("org", 0, org), _cell("sat", 0, sat, True), _cell("org", 1, {10: org[10]}),
+             _cell("sat", 1, {10: sat[10]}, True)]
+    return {"dir": "RUN", "task": "skin", "command": "python -m satgate_monai.experiments run ...", "data_note": "",
+            "settings": {"optimizer": "adadelta"}, "keep_epochs": [10, 20, 50], "epochs": 50, "seeds": [0, 1],
+            "cells": cells}
+
+
+def test_complete_points_and_verdicts():
+    run = _run()
+    rows = gap_table(run, "sat", n_boot=200)
+    assert [(r["epoch"], r["seeds"], r["complete"]) for r in rows] == [(10, [0, 1], True), (20, [0], False)]
+    assert abs(rows[0]["dice"]["mean_difference"] + 0.1) < 1e-9
+    sel = selection_table(run, "sat")
+    assert [r["epoch"] for r in sel] == [0, 10, 20] and sel[0]["off"] == 0.5 and sel[2]["crossed0_ever"] == 2
+    numbers = compute([("Skin", run)], [], n_boot=200)
+    text, verdicts = render_section([("Skin", run)], [], numbers, {}, None)
+    gap = verdicts["gap"][0]
+    # decided on epoch 10 (both seeds); epoch 20 (seed 0 only) is reported as indicative; epoch 50 not reached
+    assert gap.startswith("Skin: SAT is below ORG at epoch 10; one point only.")
+    assert "seed(s) 0 only (not every seed; indicative, not decided)" in gap
+    assert "**Not decided at epoch 50**" in gap
+    assert "| Skin | SAT − ORG | 20 | 0 (partial) |" in text
+
+
+def test_replace_block_inserts_then_replaces():
+    text = "# A\n\n## results.json\n"
+    once = replace_block(text, "<!-- b -->", "<!-- e -->", "one", anchor="## results.json")
+    assert once.index("one") < once.index("## results.json")
+    twice = replace_block(once, "<!-- b -->", "<!-- e -->", "two", anchor="## results.json")
+    assert "one" not in twice and twice.count("<!-- b -->") == 1 and "two" in twice
