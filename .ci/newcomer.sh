@@ -57,7 +57,7 @@ first_site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"]
 third_site=$("$work/venv3/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$first_site" > "$third_site/zz_ci_reuse_dependencies.pth"
 deactivate
-"$work/venv3/bin/python" -m pip install -v --no-deps --no-build-isolation "$sdist" > "$work/sdist_install.log" 2>&1 \
+"$work/venv3/bin/python" -m pip install -v --no-deps "$sdist" > "$work/sdist_install.log" 2>&1 \
   || { tail -n 40 "$work/sdist_install.log" >&2; exit 1; }
 if grep -q "would be ignored" "$work/sdist.log" "$work/sdist_install.log"; then
   echo "setuptools warned 'Package would be ignored' building or installing the sdist" >&2; exit 1

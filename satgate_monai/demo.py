@@ -141,7 +141,7 @@ def _bundle_run(cmd: list[str], log_file: Path, label: str, verbose: bool, show_
                 if bar is None:
                     from tqdm import tqdm
 
-                    bar = tqdm(total=epochs * iters, desc=label, dynamic_ncols=True,
+                    bar = tqdm(total=epochs * iters, desc=f"{label} epoch {epoch}/{epochs}", dynamic_ncols=True,
                                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
                 bar.set_description_str(f"{label} epoch {epoch}/{epochs}", refresh=False)
                 bar.n = (epoch - 1) * iters + it
