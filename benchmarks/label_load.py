@@ -116,18 +116,14 @@ def run(setting: str, infers: int, uploads: int, tmp: Path, python: Path) -> dic
             start.wait()
             time.sleep(2.0)  # the inferences are queued by now
             for j in range(uploads):
-                status, body, dt = _request(f"{server.url}/datastore/image?image=up_{j}", "PUT",
-                                            _multipart({"params": "{}"}, "file", f"up_{j}.nii.gz", image_bytes))
-                with lock:
-                    write_s.append(dt)
-                    if status != 200:
-                        failures.append(f"upload up_{j}: {status} {body[:200]!r}")
-                status, body, dt = _request(f"{server.url}/datastore/label?image=up_{j}&tag=final", "PUT",
-                                            _multipart({"params": "{}"}, "label", f"up_{j}.nii.gz", label_bytes))
-                with lock:
-                    write_s.append(dt)
-                    if status != 200:
-                        failures.append(f"label up_{j}: {status} {body[:200]!r}")
+                for what, path, field, data in (("upload", f"image?image=up_{j}", "file", image_bytes),
+                                                 ("label", f"label?image=up_{j}&tag=final", "label", label_bytes)):
+                    status, body, dt = _request(f"{server.url}/datastore/{path}", "PUT",
+                                                _multipart({"params": "{}"}, field, f"up_{j}.nii.gz", data))
+                    with lock:
+                        write_s.append(dt)
+                        if status != 200:
+                            failures.append(f"{what} up_{j}: {status} {body[:200]!r}")
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(6)] + [threading.Thread(target=writer)]
         for t in threads:

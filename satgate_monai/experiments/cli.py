@@ -221,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rerun-stale", action="store_true",
                      help="retrain finished cells whose settings changed (default: refuse)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_where_options(run)
+    rep = sub.add_parser("report", help="rewrite results.json, report.md and figures from a run folder")
+    rep.add_argument("--out", required=True, type=Path, help="a run folder written by `run`")
+    rep.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples of the paired tests")
+    return parser
+
+
+def _add_where_options(run: argparse.ArgumentParser) -> None:
+    """``run``'s options on where the cells run: local workers, devices, a Ray cluster."""
     where = run.add_argument_group("where the cells run (default: one after another in this process)")
     where.add_argument("--jobs", type=_positive_int, default=1,
                        help="cells at once in local worker processes, each with one torch thread")
@@ -231,10 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "auto); OUT, --data and the bundle must be on storage every node sees")
     where.add_argument("--gpus-per-cell", type=float, default=None,
                        help="with --ray: GPUs each cell asks for (default: 1 with --device cuda..., else 0)")
-    rep = sub.add_parser("report", help="rewrite results.json, report.md and figures from a run folder")
-    rep.add_argument("--out", required=True, type=Path, help="a run folder written by `run`")
-    rep.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples of the paired tests")
-    return parser
 
 
 def detect_data_note(data_dir: Path) -> str:
@@ -313,6 +318,22 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
+def _grid_cells(task: Any, networks: list[str], gates: list[str], peers: list[str], args: argparse.Namespace,
+                extra: dict[str, dict]) -> list:
+    """The grid's cells, each network's ``--network-args`` written into its ``network_def``.
+
+    Raises:
+        ValueError: ``--network-args`` names a network that is not in the grid.
+    """
+    cells = build_grid(task.bundle_network_def(), networks, gates, args.seeds, peers, args.selection_args)
+    unknown = set(extra) - set(networks) - set(peers)
+    if unknown:
+        raise ValueError(f"--network-args names {sorted(unknown)}, which are not in the grid {networks + peers}.")
+    for cell in cells:
+        cell.network_def.update(extra.get(cell.network, {}))
+    return cells
+
+
 def _run(args: argparse.Namespace) -> int:
     from satgate_monai.experiments.bundle_task import BundleTask
     from satgate_monai.experiments.executors import run_cells
@@ -344,14 +365,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.keep_epochs and args.keep_epochs[-1] > total:
         raise ValueError(f"--keep-epochs {','.join(map(str, args.keep_epochs))} goes beyond the {total} training "
                          "epochs.")
-    bundle_def = task.bundle_network_def()
-    cells = build_grid(bundle_def, networks, gates, args.seeds, peers, args.selection_args)
     extra = dict(args.network_args)
-    unknown = set(extra) - set(networks) - set(peers)
-    if unknown:
-        raise ValueError(f"--network-args names {sorted(unknown)}, which are not in the grid {networks + peers}.")
-    for cell in cells:
-        cell.network_def.update(extra.get(cell.network, {}))
+    cells = _grid_cells(task, networks, gates, peers, args, extra)
     if args.dry_run:
         return _dry_run(task, cells, args, total)
     executor = _executor(args)

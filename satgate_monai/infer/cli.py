@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="case names from the file/folder name (default) or DICOM PatientID_SeriesNumber")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=JSON",
                    help="override a bundle config entry, e.g. --set 'inferer#sw_batch_size=2' (repeatable)")
+    _add_input_options(p)
+    return p
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    """The options on reading the input, storing to a PACS, scheduling and what is shown."""
     p.add_argument("--nonfinite", choices=("refuse", "zero"), default="refuse",
                    help="NaN/Inf input voxels: refuse the case (default) or replace them by 0 (report.csv's warning "
                         "column says how many)")
@@ -154,7 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", "--debug", action="store_true",
                    help=f"stream the full log (debug level, tracebacks of failed cases) to the terminal; always in "
                         f"OUT/{LOG_NAME}")
-    return p
 
 
 def _write_selection_state(network: Any, out: Path) -> None:
