@@ -205,7 +205,7 @@ class KeptCheckpoints:
             torch.use_deterministic_algorithms(states[3])
             self.network.train(was_training)
         if selection is None:  # evaluated after a resume: the weights of that epoch are read back from the file
-            from satgate_monai.infer.checkpoint import load_state_dict
+            from satgate_monai.bundle.checkpoint import load_state_dict
 
             state = load_state_dict(_checkpoint(self.cell_dir, epoch))
             weights = [state[k].flatten().double() for k in _selection_keys(self.network)]

@@ -70,7 +70,7 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
 def _moved(cell_dir: Path, epoch: int, initial: Sequence[Sequence[float]]) -> dict[str, float | None] | None:
     """How far the selection weights moved from the draw by ``epoch``: the largest ``|w - w0|`` among the weights
     off at the draw (``w0 <= 0``) and among those between (``0 < w0 < 1``); None without the kept weights."""
-    from satgate_monai.infer.checkpoint import load_state_dict
+    from satgate_monai.bundle.checkpoint import load_state_dict
 
     path = kept_dir(cell_dir) / f"epoch_{epoch:04d}.pt"
     if not initial or not path.is_file():

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from satgate_monai.bundle.checkpoint import load_state_dict
 from satgate_monai.experiments import cli
 from satgate_monai.experiments.checkpoints import HIST_EDGES, kept_results, parse_epochs
-from satgate_monai.infer.checkpoint import load_state_dict
 from tests.conftest import REPO_ROOT, skip_or_fail
 from tests.experiments.tiny_data import write_tiny_skin
 

@@ -3,8 +3,8 @@
 :func:`serving` starts the real server on a free port of 127.0.0.1 (bounded wait for ``/info/``) and stops it by PID;
 :class:`LabelClient` runs ``tests/label/client_driver.py`` in the MONAI Label environment, where
 ``monailabel.client.MONAILabelClient`` lives, and forwards calls to it; :func:`offline_run` runs the reference a served
-label must equal (:func:`reference_command`): for a 3D bundle the inference CLI, whose post-processing the app shares
-(:mod:`satgate_monai.infer.postprocessing`), for a 2D bundle (which keeps ``Invertd``) the bundle's own
+label must equal (:func:`reference_command`): for a 3D bundle the inference CLI, whose case engine the app shares
+(:mod:`satgate_monai.bundle.engine`), for a 2D bundle (which keeps ``Invertd``) the bundle's own
 ``monai.bundle run`` of ``inference.json``.
 """
 
