@@ -136,10 +136,12 @@ def selection_table(run: dict, gate: str) -> list[dict]:
     """
     cells = _by_gate(run).get(gate, {})
     rows = []
-    draws = [c["initial"] for c in cells.values() if c["initial"]]
-    if draws:
-        rows.append(_selection_row(0, sorted(s for s, c in cells.items() if c["initial"]),
-                                   [[_shares(np.asarray(w, dtype=float)) for w in d] for d in draws]))
+    # the draw of the seeds that reached a kept epoch (all seeds before any did), so the rows compare like with like
+    kept_seeds = {s for s, c in cells.items() if c["kept"]}
+    draw_seeds = sorted(s for s, c in cells.items() if c["initial"] and (s in kept_seeds or not kept_seeds))
+    if draw_seeds:
+        rows.append(_selection_row(0, draw_seeds, [[_shares(np.asarray(w, dtype=float)) for w in cells[s]["initial"]]
+                                                   for s in draw_seeds]))
     for epoch in sorted({e for c in cells.values() for e in c["kept"]}):
         seeds = sorted(s for s, c in cells.items() if epoch in c["kept"])
         snaps = [cells[s]["kept"][epoch]["selection"] for s in seeds]

@@ -54,3 +54,14 @@ def test_replace_block_inserts_then_replaces():
     assert once.index("one") < once.index("## results.json")
     twice = replace_block(once, "<!-- b -->", "<!-- e -->", "two", anchor="## results.json")
     assert "one" not in twice and twice.count("<!-- b -->") == 1 and "two" in twice
+
+
+def test_the_draw_row_holds_the_seeds_that_reached_a_kept_epoch():
+    """A seed that has only just started (its draw, no kept epoch yet) does not enter the draw row the kept rows are
+    read against."""
+    run = _run()
+    started = {**_cell("sat", 2, {10: [0.5] * 9}, True), "kept": {}, "trained_epochs": 3,
+               "initial": [[-0.5, -0.4, -0.3, -0.2]]}
+    run["cells"].append(started)
+    draw = selection_table(run, "sat")[0]
+    assert draw["epoch"] == 0 and draw["seeds"] == [0, 1] and draw["off"] == 0.5
