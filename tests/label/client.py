@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from satgate_monai.label.environment import ENV_VAR
-from tests.conftest import REPO_ROOT, skip_or_fail
+from tests.conftest import REPO_ROOT, cached_env_python
 from tests.orthanc import free_port
 
 __all__ = ["LabelClient", "Served", "label_python", "offline_run", "project_env", "reference_command", "serving",
@@ -36,15 +36,7 @@ START_TIMEOUT = 300.0
 
 def label_python() -> Path:
     """The MONAI Label environment's python (``SATGATE_MONAILABEL_PYTHON``, else built/reused by the CI script)."""
-    if os.environ.get(ENV_VAR):
-        python = Path(os.environ[ENV_VAR])
-        if not python.is_file():
-            skip_or_fail(f"{ENV_VAR}={python} does not exist")
-        return python
-    proc = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "monailabel_env.sh")], capture_output=True, text=True)
-    if proc.returncode != 0:
-        skip_or_fail(f"the MONAI Label environment could not be built: {proc.stderr[-2000:]}")
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return cached_env_python(ENV_VAR, "monailabel_env.sh", "MONAI Label")
 
 
 def project_env() -> dict[str, str]:

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT, skip_or_fail
+from tests.conftest import REPO_ROOT, cached_env_python
 
 __all__ = ["ENV_VAR", "nnunet_python", "nnunet_environ", "run_checked"]
 
@@ -16,15 +16,7 @@ ENV_VAR = "SATGATE_NNUNET_PYTHON"
 
 def nnunet_python() -> Path:
     """The nnU-Net environment's python; nnU-Net's commands (``nnUNetv2_*``) lie beside it."""
-    if os.environ.get(ENV_VAR):
-        python = Path(os.environ[ENV_VAR])
-        if not python.is_file():
-            skip_or_fail(f"{ENV_VAR}={python} does not exist")
-        return python
-    proc = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "nnunet_env.sh")], capture_output=True, text=True)
-    if proc.returncode != 0:
-        skip_or_fail(f"the nnU-Net environment could not be built: {proc.stderr[-2000:]}")
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return cached_env_python(ENV_VAR, "nnunet_env.sh", "nnU-Net")
 
 
 def nnunet_environ(root: Path) -> dict[str, str]:
