@@ -130,7 +130,8 @@ def selection_table(run: dict, gate: str) -> list[dict]:
 
     Returns:
         rows ``{"epoch", "seeds", "n", "off", "between", "frozen" (pooled shares), "per_skip": [{"off", "between",
-        "frozen"}], "crossed0_ever", "crossed0_now", "crossed1_ever", "crossed1_now" (summed over skips, mean over
+        "frozen"}], "draw_off" (the share off at the draw of the same seeds; kept epochs only), "crossed0_ever",
+        "crossed0_now", "crossed1_ever", "crossed1_now" (summed over skips, mean over
         seeds; None when not tracked), "moved_off", "moved_between" (largest ``|w - w0|`` over the seeds among the
         weights off / between at the draw; kept epochs only)}``.
     """
@@ -147,6 +148,9 @@ def selection_table(run: dict, gate: str) -> list[dict]:
         snaps = [cells[s]["kept"][epoch]["selection"] for s in seeds]
         if snaps and snaps[0]:
             row = _selection_row(epoch, seeds, snaps)
+            draws = [[_shares(np.asarray(w, dtype=float)) for w in cells[s]["initial"]] for s in seeds
+                     if cells[s]["initial"]]
+            row["draw_off"] = _selection_row(0, seeds, draws)["off"] if len(draws) == len(seeds) else None
             moved = [cells[s]["kept"][epoch].get("moved") for s in seeds]
             for key in ("off", "between"):
                 values = [m[key] for m in moved if m and m[key] is not None]

@@ -199,7 +199,9 @@ def _verdict_selection(name: str, rows: Sequence[dict]) -> str:
     draw, last = rows[0], rows[-1]
     ever = last["crossed0_ever"]
     ever1 = last["crossed1_ever"]
-    text = (f"{name}: off {100 * draw['off']:.1f} % at the draw, {100 * last['off']:.1f} % at epoch {last['epoch']} "
+    draw_off = last.get("draw_off", draw["off"])
+    draw_off = draw["off"] if draw_off is None else draw_off
+    text = (f"{name}: off {100 * draw_off:.1f} % at the draw, {100 * last['off']:.1f} % at epoch {last['epoch']} "
             f"(between {100 * last['between']:.1f} %, frozen {100 * last['frozen']:.1f} %; {last['n']} weights per "
             f"network, mean over seeds {','.join(map(str, last['seeds']))}); ")
     if ever is None:
@@ -327,7 +329,9 @@ def summary_paragraph(numbers: dict) -> str:
         text += f" (seed(s) {','.join(map(str, last['seeds']))}{partial})"
         sel = numbers["selection"][name]["sat"]
         if len(sel) > 1 and sel[-1]["crossed0_ever"] is not None:
-            text += (f"; SAT's switched-off share {100 * sel[0]['off']:.1f} % at the draw, {100 * sel[-1]['off']:.1f} %"
+            draw_off = sel[-1].get("draw_off")
+            draw_off = sel[0]["off"] if draw_off is None else draw_off
+            text += (f"; SAT's switched-off share {100 * draw_off:.1f} % at the draw, {100 * sel[-1]['off']:.1f} %"
                      f" at epoch {sel[-1]['epoch']}, {sel[-1]['crossed0_ever']:g} weights crossed 0 in training")
         parts.append(text)
     return ("**Does the gap close with training?** Learning curves from checkpoints kept along training (U-Net, "

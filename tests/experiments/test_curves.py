@@ -65,3 +65,5 @@ def test_the_draw_row_holds_the_seeds_that_reached_a_kept_epoch():
     run["cells"].append(started)
     draw = selection_table(run, "sat")[0]
     assert draw["epoch"] == 0 and draw["seeds"] == [0, 1] and draw["off"] == 0.5
+    run["cells"][1]["initial"] = [[-0.5, -0.1, -0.2, 0.7]]  # seed 0 alone reached epoch 20: its own draw is read
+    assert selection_table(run, "sat")[-1]["draw_off"] == 0.75
