@@ -4,7 +4,8 @@ installed), so a module the product imports at run time that no extra of `all` i
     python .ci/import_modules.py          # prints each failure and exits 1 on any
 
 Modules that run in an environment of their own are left out, named in SEPARATE_ENVIRONMENTS (MONAI Label's app,
-MONAI Deploy's operators: .ci/monailabel_env.sh, .ci/deploy_env.sh).
+MONAI Deploy's operators, the network and trainers nnU-Net imports: .ci/monailabel_env.sh, .ci/deploy_env.sh,
+.ci/nnunet_env.sh; the `nnunet` extra installs what they need).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pkgutil
 import sys
 import traceback
 
-SEPARATE_ENVIRONMENTS = ("satgate_monai.label.app", "satgate_monai.deploy")
+SEPARATE_ENVIRONMENTS = ("satgate_monai.label.app", "satgate_monai.deploy", "satgate_monai.nnunet.network",
+                         "satgate_monai.nnunet.trainers")
 
 
 def modules() -> list[str]:
