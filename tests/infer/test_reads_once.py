@@ -108,7 +108,9 @@ def test_bundle_run_parses_no_file_twice(thin_series, bundle, tmp_path):
           "--device", "cpu", "--num_workers", "0"], log, tmp_path)
     reads = _reads(log, thin_series)
     print("bundle run dcmread per file:", sorted(collections.Counter(reads.values()).items()))
-    assert max(reads.values()) <= 1, reads
+    # every file once by the case engine; run.json's provenance reads the first file's SeriesInstanceUID once more
+    first = sorted(reads)[0]
+    assert reads[first] <= 2 and all(n <= 1 for f, n in reads.items() if f != first), reads
     assert any((tmp_path / "pred").rglob("*.nii.gz"))
 
 
