@@ -40,6 +40,26 @@ def _bbox_mm(image: sitk.Image, lo: np.ndarray, hi: np.ndarray) -> tuple[list[fl
     return pts.min(0).tolist(), pts.max(0).tolist()
 
 
+def _index_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inclusive index box ``(lo, hi)`` (array order) of a non-empty boolean mask, from one projection per axis
+    (no table of the voxels' indices)."""
+    lo, hi = [], []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        lo.append(hit[0])
+        hi.append(hit[-1])
+    return np.asarray(lo), np.asarray(hi)
+
+
+def _components(mask: np.ndarray) -> int:
+    """Connected components of a boolean mask with full connectivity, counted on the mask as given (the label's
+    own box: a component never leaves it, and the component image stays the size of the box, not of the volume)."""
+    cc = sitk.ConnectedComponentImageFilter()
+    cc.SetFullyConnected(True)
+    cc.Execute(sitk.GetImageFromArray(np.ascontiguousarray(mask, dtype=np.uint8)))
+    return int(cc.GetObjectCount())
+
+
 def label_statistics(label: sitk.Image, image: sitk.Image, labels: Mapping[int, str]) -> dict[str, dict[str, Any]]:
     """Statistics of every named label (see the module docstring).
 
@@ -66,15 +86,12 @@ def label_statistics(label: sitk.Image, image: sitk.Image, labels: Mapping[int, 
         n = int(mask.sum())
         st: dict[str, Any] = {"voxels": n, "volume_ml": n * voxel_ml}
         if n:
-            inside = vals[mask].astype(np.float64)
-            st.update(mean=float(inside.mean()), std=float(inside.std()), min=float(inside.min()),
-                      max=float(inside.max()))
-            cc = sitk.ConnectedComponentImageFilter()
-            cc.SetFullyConnected(True)
-            cc.Execute(sitk.Cast(label == value, sitk.sitkUInt8))
-            st["components"] = int(cc.GetObjectCount())
-            idx = np.argwhere(mask)[:, ::-1]  # (x, y, z)
-            st["bbox_min_mm"], st["bbox_max_mm"] = _bbox_mm(label, idx.min(0), idx.max(0))
+            inside = vals[mask]  # the source's own dtype; float64 only in the sums
+            st.update(mean=float(inside.mean(dtype=np.float64)), std=float(inside.std(dtype=np.float64)),
+                      min=float(inside.min()), max=float(inside.max()))
+            lo, hi = _index_box(mask)
+            st["components"] = _components(mask[tuple(slice(a, b + 1) for a, b in zip(lo, hi))])
+            st["bbox_min_mm"], st["bbox_max_mm"] = _bbox_mm(label, lo[::-1], hi[::-1])
         else:
             st.update(mean=math.nan, std=math.nan, min=math.nan, max=math.nan, components=0,
                       bbox_min_mm=nan3, bbox_max_mm=nan3)

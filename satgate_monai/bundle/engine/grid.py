@@ -89,20 +89,47 @@ def working_grid(affine, shape: Sequence[int], pixdim: Sequence[float], axcodes:
     return out, size  # type: ignore[return-value]
 
 
-def _index_points(shape: Sequence[int], k0: int, k1: int) -> np.ndarray:
-    """Homogeneous index points ``(4, X*Y*(k1-k0))`` of the slab ``[:, :, k0:k1]``, in C order."""
-    i, j, k = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), np.arange(k0, k1), indexing="ij")
-    return np.stack([i.ravel(), j.ravel(), k.ravel(), np.ones(i.size)]).astype(np.float64)
+def _normalized(size: Sequence[int]) -> np.ndarray:
+    """The 4x4 map from index coordinates of a volume of ``size`` ``(X, Y, Z)`` to ``grid_sample``'s normalised
+    coordinates (``align_corners=True``: index 0 -> -1, index n - 1 -> 1; an axis of one voxel -> 0)."""
+    n = np.asarray(size, dtype=np.float64)
+    scale = np.where(n > 1, 2.0 / np.maximum(n - 1, 1), 0.0)
+    out = np.eye(4)
+    out[:3, :3] = np.diag(scale)
+    out[:3, 3] = np.where(n > 1, -1.0, 0.0)
+    return out
 
 
-def _sample(volume: torch.Tensor, coords: np.ndarray, out_shape: Sequence[int], mode: str = "bilinear"
-            ) -> torch.Tensor:
-    """Samples of ``volume`` ``(C, X, Y, Z)`` at index coordinates ``coords`` ``(3, N)`` (trilinear or nearest),
-    border padding: ``(C, *out_shape)`` float32."""
-    size = np.asarray(volume.shape[1:], dtype=np.float64)
-    norm = np.where(size[:, None] > 1, 2.0 * coords / np.maximum(size - 1, 1)[:, None] - 1.0, 0.0)
-    grid = torch.from_numpy(np.ascontiguousarray(norm[::-1].T, dtype=np.float32).reshape(1, *out_shape, 3))
+def _sampling_grid(index_map: np.ndarray, shape: Sequence[int], k0: int, k1: int) -> torch.Tensor:
+    """``grid_sample``'s grid ``(1, X, Y, k1 - k0, 3)`` float32 for the slab ``[:, :, k0:k1]`` of a grid of ``shape``:
+    ``index_map`` (4x4, slab voxel -> normalised coordinates of the sampled volume) applied to every voxel, by
+    broadcasting (no table of index points), in ``grid_sample``'s (last axis first) order."""
+    m = np.asarray(index_map, dtype=np.float64)[2::-1]  # rows (z, y, x): grid_sample's (W, H, D) order
+    i = np.arange(shape[0], dtype=np.float64)[:, None, None, None] * m[:, 0]
+    j = np.arange(shape[1], dtype=np.float64)[None, :, None, None] * m[:, 1]
+    k = np.arange(k0, k1, dtype=np.float64)[None, None, :, None] * m[:, 2]
+    grid = (i + m[:, 3]) + j + k
+    return torch.from_numpy(grid.astype(np.float32))[None]
+
+
+def _sample(volume: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Samples of ``volume`` ``(C, X, Y, Z)`` on ``grid`` (:func:`_sampling_grid`; trilinear or nearest), border
+    padding: ``(C, X', Y', S)`` float32."""
     return F.grid_sample(volume[None].float(), grid, mode=mode, padding_mode="border", align_corners=True)[0]
+
+
+def _argmax(values: torch.Tensor) -> torch.Tensor:
+    """``torch.argmax(values, dim=0)`` as uint8 (ties: the lower label), one comparison per class instead of a
+    reduction over the strided first axis; ``C == 1``: a foreground probability, > 0.5 is 1."""
+    if values.shape[0] == 1:
+        return (values[0] > 0.5).to(torch.uint8)
+    best = values[0].clone()
+    label = torch.zeros(values.shape[1:], dtype=torch.uint8)
+    for c in range(1, values.shape[0]):
+        higher = values[c] > best
+        label[higher] = c
+        torch.maximum(best, values[c], out=best)
+    return label
 
 
 def to_working_grid(voxels: np.ndarray, affine, grid_affine, grid_shape: Sequence[int], *, slab: int = 16,
@@ -120,13 +147,16 @@ def to_working_grid(voxels: np.ndarray, affine, grid_affine, grid_shape: Sequenc
     out = np.empty(tuple(grid_shape), dtype=np.float32)
     for k0 in range(0, grid_shape[2], slab):
         k1 = min(k0 + slab, grid_shape[2])
-        coords = (to_src @ _index_points(grid_shape, k0, k1))[:3]
+        corners = np.array(np.meshgrid([0, grid_shape[0] - 1], [0, grid_shape[1] - 1], [k0, k1 - 1], [1],
+                                       indexing="ij")).reshape(4, -1).astype(np.float64)
+        coords = (to_src @ corners)[:3]  # the slab's extent in the source: an affine map takes corners to corners
         lo = np.clip(np.floor(coords.min(axis=1)).astype(int), 0, src_shape - 1)
         hi = np.clip(np.ceil(coords.max(axis=1)).astype(int), 0, src_shape - 1)
         block = np.ascontiguousarray(voxels[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1], dtype=np.float32)
-        vals = _sample(torch.from_numpy(block)[None], coords - lo[:, None], (grid_shape[0], grid_shape[1], k1 - k0),
-                       mode)
-        out[:, :, k0:k1] = vals[0].numpy()
+        shift = np.eye(4)
+        shift[:3, 3] = -lo
+        grid = _sampling_grid(_normalized(block.shape) @ shift @ to_src, grid_shape, k0, k1)
+        out[:, :, k0:k1] = _sample(torch.from_numpy(block)[None], grid, mode)[0].numpy()
     return out
 
 
@@ -151,13 +181,13 @@ def labels_on_source(probabilities: torch.Tensor, grid_affine, affine, shape: Se
     if p.shape[0] > 255:
         raise ValueError(f"{p.shape[0]} classes do not fit a uint8 label map")
     to_grid = np.linalg.solve(np.asarray(grid_affine, dtype=np.float64), np.asarray(affine, dtype=np.float64))
+    index_map = _normalized(p.shape[1:]) @ to_grid
     out = np.empty(tuple(shape), dtype=np.uint8)
     for k0 in range(0, shape[2], slab):
         k1 = min(k0 + slab, shape[2])
-        vals = _sample(p, (to_grid @ _index_points(shape, k0, k1))[:3], (shape[0], shape[1], k1 - k0))
+        vals = _sample(p, _sampling_grid(index_map, shape, k0, k1))
         if probabilities_out is not None:
             vals = vals.to(torch.float16)
             probabilities_out[:, k0:k1] = vals.permute(0, 3, 2, 1).numpy()
-        lab = torch.argmax(vals, dim=0) if p.shape[0] > 1 else (vals[0] > 0.5)
-        out[:, :, k0:k1] = lab.to(torch.uint8).numpy()
+        out[:, :, k0:k1] = _argmax(vals).numpy()
     return out
