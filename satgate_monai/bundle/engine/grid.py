@@ -173,7 +173,8 @@ def labels_on_source(probabilities: torch.Tensor, grid_affine, affine, shape: Se
             on the source grid; the labels are then the argmax of these float16 values, so the two agree exactly.
 
     Returns:
-        uint8 ``(X, Y, Z)`` (ties: the lower label, as ``torch.argmax``).
+        uint8 ``(X, Y, Z)`` (ties: the lower label, as ``torch.argmax``), a view of a ``(Z, Y, X)`` C-order array (a
+        SimpleITK image is made of it without a transposed copy).
     """
     p = probabilities.detach().float().cpu()
     if p.ndim != 4:
@@ -182,7 +183,7 @@ def labels_on_source(probabilities: torch.Tensor, grid_affine, affine, shape: Se
         raise ValueError(f"{p.shape[0]} classes do not fit a uint8 label map")
     to_grid = np.linalg.solve(np.asarray(grid_affine, dtype=np.float64), np.asarray(affine, dtype=np.float64))
     index_map = _normalized(p.shape[1:]) @ to_grid
-    out = np.empty(tuple(shape), dtype=np.uint8)
+    out = np.empty(tuple(shape)[::-1], dtype=np.uint8).transpose(2, 1, 0)  # (Z, Y, X) memory: SimpleITK's order
     for k0 in range(0, shape[2], slab):
         k1 = min(k0 + slab, shape[2])
         vals = _sample(p, _sampling_grid(index_map, shape, k0, k1))
