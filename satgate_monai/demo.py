@@ -191,7 +191,7 @@ def _make_data(task: str, dataset: str, out: Path, cases: int | None, seed: int,
                log_file: Path) -> None:
     """The demo's phantoms in ``out/raw``, imported into ``out/data``, as two of the demo's steps."""
     with steps.step("data_prep demo", f"phantoms (synthetic, NOT patient data) -> {out / 'raw'}"):
-        argv = ["demo", "--task", task, "--out", str(out / "raw"), "--seed", str(seed)]
+        argv = ["demo", "--task", task, "--out", str(out / "raw"), "--seed", str(seed), "--no-progress"]
         if cases is not None:
             argv += ["--cases", str(cases)]
         _data_prep(argv, log_file)

@@ -59,13 +59,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="voxel size X Y Z in mm (liver/prostate; default: the spacings above)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="parallel worker processes (default 1)")
     p.add_argument("--overwrite", action="store_true", help="regenerate files that already exist")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from data_prep.phantoms import write_phantom_dataset
 
-    kwargs: dict = {"workers": args.workers, "overwrite": args.overwrite}
+    kwargs: dict = {"workers": args.workers, "overwrite": args.overwrite, "progress": not args.no_progress}
     if get_task(args.task).spatial_dims == 2:
         if args.spacing is not None:
             raise ValueError(f"--spacing does not apply to --task {args.task} (2D images)")

@@ -154,11 +154,13 @@ def _remove_extra(folder: Path, pattern: str, keep: set[str]) -> None:
             logger.info("removed %s (an earlier phantom run's case)", p)
 
 
-def _run_jobs(jobs: Sequence[_Job], workers: int, overwrite: bool, desc: str) -> tuple[int, float]:
-    """Run the jobs whose outputs are missing (all with ``overwrite``); return (number generated, seconds)."""
+def _run_jobs(jobs: Sequence[_Job], workers: int, overwrite: bool, desc: str,
+              progress: bool = True) -> tuple[int, float]:
+    """Run the jobs whose outputs are missing (all with ``overwrite``), with a progress bar unless not ``progress``;
+    return (number generated, seconds)."""
     todo = [j for j in jobs if overwrite or not all(Path(p).is_file() for p in j.paths)]
     t0 = time.perf_counter()
-    bar = case_progress(len(todo), desc)
+    bar = case_progress(len(todo), desc, enabled=progress)
     try:
         if workers <= 1 or len(todo) <= 1:
             for j in todo:
@@ -195,6 +197,7 @@ def _write_msd(
     dataset: dict,
     prefix: str,
     digits: int,
+    progress: bool = True,
 ) -> Path:
     _check_common(cases, test_cases, workers)
     root = Path(out_root)
@@ -218,7 +221,7 @@ def _write_msd(
         written = {Path(p).name for j in jobs for p in j.paths}
         for sub in ("imagesTr", "labelsTr", "imagesTs"):
             _remove_extra(task_dir / sub, rf"^{prefix}_\d+\.nii\.gz$", written)
-    n, seconds = _run_jobs(jobs, workers, overwrite, f"demo {task}")
+    n, seconds = _run_jobs(jobs, workers, overwrite, f"demo {task}", progress)
     doc = dict(dataset)
     doc.update(
         {
@@ -247,6 +250,7 @@ def write_msd_liver(
     spacing: Sequence[float] = LIVER_SPACING,
     workers: int = 1,
     overwrite: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Write a CT liver phantom dataset as MSD ``Task03_Liver`` under ``out_root``; return the task folder.
 
@@ -259,6 +263,7 @@ def write_msd_liver(
         spacing: voxel size in mm (default 0.8 x 0.8 x 2.5).
         workers: worker processes.
         overwrite: regenerate existing files (default: keep them, a resumable run).
+        progress: a progress bar over the cases on stderr.
 
     Raises:
         ValueError: bad arguments, or the folder holds a phantom dataset of other parameters (without overwrite).
@@ -274,7 +279,7 @@ def write_msd_liver(
         "labels": {"0": "background", "1": "liver", "2": "cancer"},
     }
     return _write_msd("liver", out_root, cases, seed, test_cases, shape, spacing, workers, overwrite, dataset,
-                      "liver", 0)
+                      "liver", 0, progress)
 
 
 def write_msd_prostate(
@@ -287,6 +292,7 @@ def write_msd_prostate(
     spacing: Sequence[float] = PROSTATE_SPACING,
     workers: int = 1,
     overwrite: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Write a two-channel (T2, ADC) prostate MR phantom dataset as MSD ``Task05_Prostate``; return the task folder.
 
@@ -304,7 +310,7 @@ def write_msd_prostate(
         "labels": {"0": "background", "1": "PZ", "2": "TZ"},
     }
     return _write_msd("prostate", out_root, cases, seed, test_cases, shape, spacing, workers, overwrite, dataset,
-                      "prostate", 2)
+                      "prostate", 2, progress)
 
 
 def write_isic2017(
@@ -316,6 +322,7 @@ def write_isic2017(
     vary_size: bool = True,
     workers: int = 1,
     overwrite: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Write a dermoscopy phantom dataset in the ISIC 2017 Part 1 training layout under ``out_root``; return it.
 
@@ -332,6 +339,7 @@ def write_isic2017(
         vary_size: see :func:`data_prep.phantoms.skin.skin_phantom`.
         workers: worker processes.
         overwrite: regenerate existing files.
+        progress: a progress bar over the cases on stderr.
     """
     _check_common(cases, 0, workers)
     root = Path(out_root)
@@ -353,7 +361,7 @@ def write_isic2017(
         written = {Path(p).name for j in jobs for p in j.paths}
         _remove_extra(img_dir, r"^ISIC_9\d{6}(_superpixels\.png|\.jpg)$", written)
         _remove_extra(gt_dir, r"^ISIC_9\d{6}_segmentation\.png$", written)
-    n, seconds = _run_jobs(jobs, workers, overwrite, "demo skin")
+    n, seconds = _run_jobs(jobs, workers, overwrite, "demo skin", progress)
     csv_text = "image_id,age_approximate,sex\n" + "".join(f"{cid},unknown,unknown\n" for cid in ids)
     atomic_write_text(img_dir / "ISIC-2017_Training_Data_metadata.csv", csv_text)
     atomic_write_text(root / README_NAME, _readme("skin", "ISIC 2017 Part 1 training data", params))

@@ -5,6 +5,11 @@
     python -m satgate_monai.label env          # print (building once if needed) the MONAI Label environment's python
     python -m satgate_monai.label studies --from PREP --out STUDIES [--labels]   # a data_prep output as studies
 
+Output (:mod:`data_prep.console`, as every satgate-monai command): a short summary on the terminal, the full log in a
+file, ``-v`` streams that log too. ``serve`` logs to ``<app folder>/logs/serve.log`` (beside MONAI Label's own
+``app.log``; ``--log-dir`` elsewhere), and the server's own output (uvicorn's access lines, training epochs) goes there
+as well; ``studies`` logs to ``STUDIES/studies.log``; ``env`` to ``monailabel-env.log`` in the cache folder.
+
 ``serve`` finds the MONAI Label environment (see :mod:`satgate_monai.label.environment`), checks every bundle in it
 (network importable, weights fit, ids MONAI Label needs), writes an app folder whose ``model/<name>`` entries link to
 the bundle folders, prints the URL for 3D Slicer and replaces itself with the server process (same PID), so stopping
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -28,6 +34,7 @@ from satgate_monai.resources import bundles_dir
 __all__ = [
     "DEFAULT_BUNDLES_DIR",
     "build_parser",
+    "log_path",
     "main",
     "bundle_modalities",
     "is_dicomweb",
@@ -46,6 +53,11 @@ from satgate_monai.label.app.main import SATGateLabelApp  # noqa: F401 - MONAI L
 '''
 
 
+logger = logging.getLogger(__name__)
+STUDY_EXTS = (".nii.gz", ".nii", ".nrrd", ".png", ".jpg", ".jpeg")  # the images ``studies`` copies
+LOG_NAMES = {"serve": "serve.log", "studies": "studies.log", "env": "monailabel-env.log"}
+
+
 class UsageError(Exception):
     """A user error: printed as ``error: ...`` with exit status 2."""
 
@@ -53,7 +65,10 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m satgate_monai.label", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="start the MONAI Label server on the project's bundles")
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true",
+                         help="stream the full log (with serve: the server's own output too) to the terminal as well")
+    serve = sub.add_parser("serve", parents=[verbose], help="start the MONAI Label server on the project's bundles")
     serve.add_argument(
         "--studies",
         required=True,
@@ -76,16 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bundles-dir", default=str(DEFAULT_BUNDLES_DIR), help="where bundle names are looked up")
     serve.add_argument("--python", default=None, help="the MONAI Label environment's python (default: found/built)")
     serve.add_argument("--app-dir", default=None, help="app folder to write (default: in the satgate-monai cache)")
+    serve.add_argument("--log-dir", default=None,
+                       help="folder of serve.log, the full log with the server's output (default: APP_DIR/logs, "
+                       "beside MONAI Label's app.log)")
     serve.add_argument(
         "--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"), help="extra MONAI Label --conf"
     )
     serve.add_argument("--skip-check", action="store_true", help="do not check the bundles before starting")
     serve.add_argument("--dry-run", action="store_true", help="check and print the server command, do not start")
-    studies = sub.add_parser("studies", help="copy a data_prep output's images (and labels) into a studies folder")
+    studies = sub.add_parser("studies", parents=[verbose],
+                             help="copy a data_prep output's images (and labels) into a studies folder")
     studies.add_argument("--from", dest="prep", required=True, help="a data_prep output folder (images/, labels/)")
     studies.add_argument("--out", required=True, help="the studies folder to fill (created if missing)")
     studies.add_argument("--labels", action="store_true", help="also copy labels to labels/final (to retrain)")
-    env = sub.add_parser("env", help="print the MONAI Label environment's python (built once if missing)")
+    env = sub.add_parser("env", parents=[verbose],
+                         help="print the MONAI Label environment's python (built once if missing)")
     env.add_argument("--python", default=None, help="use this python instead of looking it up")
     return parser
 
@@ -120,9 +140,11 @@ def _copy_new(src: Path, dst: Path) -> bool:
     """Copy ``src`` to ``dst`` atomically; False if an identical file is there; UsageError if a different one is."""
     if dst.exists():
         if dst.read_bytes() == src.read_bytes():
+            logger.info("kept %s (identical to %s)", dst, src)
             return False
         raise UsageError(f"{dst} exists and differs from {src}: not overwritten")
     atomic_copy(src, dst)
+    logger.info("copied %s -> %s", src, dst)
     return True
 
 
@@ -136,8 +158,7 @@ def make_studies_folder(prep: Path, out: Path, labels: bool = False) -> tuple[in
     Raises:
         UsageError: ``prep`` has no ``images/`` with images, or a different file already has the same name.
     """
-    exts = (".nii.gz", ".nii", ".nrrd", ".png", ".jpg", ".jpeg")
-    images = sorted(p for p in (prep / "images").glob("*") if p.name.lower().endswith(exts))
+    images = sorted(p for p in (prep / "images").glob("*") if p.name.lower().endswith(STUDY_EXTS))
     if not images:
         raise UsageError(f"--from {prep}: no images in {prep / 'images'} (make it with `python -m data_prep import`)")
     out.mkdir(parents=True, exist_ok=True)
@@ -248,6 +269,42 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def app_dir_of(args: argparse.Namespace) -> Path:
+    """The app folder ``serve`` writes: ``--app-dir``, else ``<cache>/label-app/<host>-<port>``."""
+    return Path(args.app_dir).resolve() if args.app_dir else cache_dir() / "label-app" / f"{args.host}-{args.port}"
+
+
+def log_path(args: argparse.Namespace) -> Path:
+    """Where the command's full log goes: ``serve``: ``--log-dir`` or ``<app folder>/logs`` (MONAI Label writes its
+    ``app.log`` there too); ``studies``: its ``--out`` folder; ``env``: the cache folder."""
+    name = LOG_NAMES[args.command]
+    if args.command == "serve":
+        return (Path(args.log_dir).resolve() if args.log_dir else app_dir_of(args) / "logs") / name
+    if args.command == "studies":
+        return Path(args.out).resolve() / name
+    return cache_dir() / name
+
+
+def _exec_logged(cmd: list[str], env: dict[str, str], log: Path, verbose: bool) -> None:
+    """Replace this process with ``cmd`` (same PID), its stdout and stderr appended to ``log``; with ``verbose``
+    through ``tee`` (its own session, so Ctrl+C reaches the server only; it ends when the server closes the pipe), so
+    the terminal shows them too."""
+    from data_prep.console import reset_output
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    reset_output()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if verbose:
+        tee = subprocess.Popen(["tee", "-a", str(log)], stdin=subprocess.PIPE, start_new_session=True)
+        fd = tee.stdin.fileno()
+    else:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.execve(cmd[0], cmd, env)
+
+
 def serve(args: argparse.Namespace) -> int:
     if is_dicomweb(args.studies):
         studies: Path | str = args.studies.rstrip("/")
@@ -262,15 +319,19 @@ def serve(args: argparse.Namespace) -> int:
         python = find_monailabel_python(args.python)
     except FileNotFoundError as e:
         raise UsageError(str(e)) from e
-    app_dir = Path(args.app_dir).resolve() if args.app_dir else cache_dir() / "label-app" / f"{args.host}-{args.port}"
+    app_dir = app_dir_of(args)
     prepare_app_dir(app_dir, bundles)
+    log = log_path(args)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("serve %s with %s; MONAI Label python %s; app folder %s", studies, ", ".join(bundles), python, app_dir)
     env = server_env(app_dir)
 
     reports = [] if args.skip_check else check_bundles(python, bundles, env)
     failed = [r for r in reports if r["errors"]]
     for r in reports:
+        logger.info("bundle check: %s", json.dumps(r))
         for w in r["warnings"]:
-            print(f"warning: bundle {r['name']!r}: {w}", file=sys.stderr)
+            logger.warning("bundle %r: %s", r["name"], w)
     if failed:
         msgs = [f"bundle {r['name']!r} ({r['path']}): {e}" for r in failed for e in r["errors"]]
         raise UsageError("cannot serve:\n  " + "\n  ".join(msgs))
@@ -290,30 +351,43 @@ def serve(args: argparse.Namespace) -> int:
         print(f"  model   {r['name']}: {r['dimension']}D, labels: {labels} ({r.get('network')})")
     print(f"  studies {studies}" + (" (DICOMweb)" if is_dicomweb(str(studies)) else ""))
     print(f"  app     {app_dir}")
+    print(f"  log     {log}" + ("" if args.verbose else " (the server's output; -v streams it here)"))
     print(f"  URL     {url}")
     print("3D Slicer: open the MONAI Label module, paste the URL into 'MONAI Label server', press the refresh button.")
     if args.host in ("0.0.0.0", "::"):
         print("Bound to every network interface: other computers reach it at http://<this computer's name>:PORT.")
     print("Stop the server with Ctrl+C.", flush=True)
+    logger.info("server command: %s", " ".join(cmd))
     if args.dry_run:
         print(" ".join(cmd))
         return 0
-    sys.stderr.flush()
-    os.execve(cmd[0], cmd, env)
+    _exec_logged(cmd, env, log, args.verbose)
     return 1  # not reached
+
+
+def _studies(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    n_images, n_labels = make_studies_folder(Path(args.prep), out, args.labels)
+    total = sum(p.is_file() and p.name.lower().endswith(STUDY_EXTS) for p in out.iterdir())
+    print(f"{out.resolve()}: {n_images} image(s) and {n_labels} label(s) copied, {total} studies there "
+          f"(log: {log_path(args)})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from data_prep.console import configure_output, reset_output
+
+    configure_output(log_path(args), verbose=args.verbose)
     try:
         if args.command == "env":
             print(find_monailabel_python(args.python))
             return 0
         if args.command == "studies":
-            n_images, n_labels = make_studies_folder(Path(args.prep), Path(args.out), args.labels)
-            print(f"{args.out}: {n_images} image(s) and {n_labels} label(s) copied")
-            return 0
+            return _studies(args)
         return serve(args)
     except (UsageError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        reset_output()

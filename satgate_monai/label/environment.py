@@ -8,6 +8,7 @@ first 16 hex digits of the SHA-256 of the requirements file followed by ``python
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ __all__ = [
     "expected_env_dir",
     "find_monailabel_python",
 ]
+
+logger = logging.getLogger(__name__)
 
 ENV_VAR = "SATGATE_MONAILABEL_PYTHON"
 REQUIREMENTS = Path(__file__).resolve().with_name("requirements-monailabel.txt")
@@ -85,9 +88,15 @@ def find_monailabel_python(explicit: str | os.PathLike | None = None, build: boo
             "`bash .ci/monailabel_env.sh` in a satgate-monai checkout (see docs/label.md), then pass its python "
             f"with --python or {ENV_VAR}"
         )
-    print(f"building the MONAI Label environment with {script} (once; a few minutes)", file=sys.stderr, flush=True)
-    proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise FileNotFoundError(f"{script} failed (exit {proc.returncode}); see its messages above")
+    logger.warning("building the MONAI Label environment with %s (once; a few minutes)", script)
+    proc = subprocess.Popen(["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:  # the build's output (pip's lines) goes to the log; its last line is the python
+        logger.info("%s", line.rstrip())
+        lines = [*lines[-40:], line.strip()]
+    code = proc.wait()
+    lines = [line for line in lines if line]
+    if code != 0 or not lines:
+        raise FileNotFoundError(f"{script} failed (exit {code}): {lines[-1] if lines else 'no output'} (the full "
+                                "log: -v, or the command's log file)")
     return _check_python(Path(lines[-1]), str(script))

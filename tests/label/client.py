@@ -62,6 +62,13 @@ class Served:
             return e.code, e.read()
 
 
+def server_output(terminal: Path, app_dir: Path) -> str:
+    """What ``serve`` printed (``terminal``, its captured stdout and stderr) and then its log file, which holds the
+    server's own output (``APP_DIR/logs/serve.log``)."""
+    log = app_dir / "logs" / "serve.log"
+    return terminal.read_text() + (log.read_text() if log.is_file() else "")
+
+
 @contextlib.contextmanager
 def serving(
     tmp: Path, studies: str | Path, bundles: list[Path], python: Path, extra: list[str] = ()
@@ -79,9 +86,9 @@ def serving(
         served = Served(url, log, proc, 0.0)
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+                pytest.fail(f"the server exited with {proc.returncode}:\n{server_output(log, tmp / 'app')[-4000:]}")
             if time.perf_counter() - t0 > START_TIMEOUT:
-                pytest.fail(f"no /info/ after {START_TIMEOUT} s:\n{log.read_text()[-4000:]}")
+                pytest.fail(f"no /info/ after {START_TIMEOUT} s:\n{server_output(log, tmp / 'app')[-4000:]}")
             try:
                 if served.get("/info/", timeout=5)[0] == 200:
                     break

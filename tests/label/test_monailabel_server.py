@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.label.client import label_python, reference_command, stop
+from tests.label.client import label_python, reference_command, server_output, stop
 from tests.label.phantoms import copy_bundle, make_studies, write_random_weights
 from tests.orthanc import free_port
 
@@ -142,7 +142,7 @@ def test_monailabel_server_end_to_end(tmp_path):
         info = None
         while time.perf_counter() - t0 < START_TIMEOUT:
             if server.poll() is not None:
-                pytest.fail(f"the server exited with {server.returncode}:\n{log_path.read_text()[-4000:]}")
+                pytest.fail(f"the server exited with {server.returncode}:\n{server_output(log_path, app_dir)[-4000:]}")
             try:
                 status, body = _request(f"{url}/info/", timeout=5)
                 if status == 200:
@@ -151,7 +151,7 @@ def test_monailabel_server_end_to_end(tmp_path):
             except OSError:
                 pass
             time.sleep(0.5)
-        assert info is not None, f"no /info/ after {START_TIMEOUT} s:\n{log_path.read_text()[-4000:]}"
+        assert info is not None, f"no /info/ after {START_TIMEOUT} s:\n{server_output(log_path, app_dir)[-4000:]}"
         timings["start"] = time.perf_counter() - t0
         assert f"URL     {url}" in log_path.read_text(), "the serve command must print the URL for 3D Slicer"
 
@@ -207,7 +207,7 @@ def test_monailabel_server_end_to_end(tmp_path):
             old = torch.load(io.BytesIO(weights_before[task]), map_location="cpu", weights_only=True)
             assert set(new) == set(old), f"{task}: the trained model.pt is not the same flat state_dict"
         assert (copies["liver"] / "models" / "model.pt").read_bytes() == weights_before["liver"]
-        train_log = log_path.read_text()
+        train_log = (app_dir / "logs" / "serve.log").read_text()  # the server's output goes to the log file
         assert "prostate_mri_sat: 2 of 4 labelled studies are 3D" in train_log
         assert "skin_lesion_sat: 2 of 4 labelled studies are 2D" in train_log
         status, _ = _request(f"{url}/infer/{BUNDLES['prostate']}?image={mr.name[:-7]}&output=image", method="POST")

@@ -95,7 +95,7 @@ def test_studies_from_a_data_prep_output(tmp_path, capsys):
     (prep / "images" / "notes.txt").write_text("ignored")
     out = tmp_path / "studies"
     assert cli.main(["studies", "--from", str(prep), "--out", str(out), "--labels"]) == 0
-    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["a.nii.gz", "b.png"]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["a.nii.gz", "b.png", "studies.log"]
     assert (out / "labels" / "final" / "a.nii.gz").read_bytes() == b"label a"
     assert not (out / "labels" / "final" / "b.png").exists()
     assert cli.make_studies_folder(prep, out, labels=True) == (0, 0)  # identical files are kept, not recopied
