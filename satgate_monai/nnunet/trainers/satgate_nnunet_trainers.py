@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-__all__ = ["nnUNetTrainer_SATSmoke", "nnUNetTrainer_SATCPU", "nnUNetTrainer_SATCPU20"]
+__all__ = ["nnUNetTrainer_SATSmoke", "nnUNetTrainer_SATCPU", "nnUNetTrainer_SATCPU8"]
 
 
 class nnUNetTrainer_SATSmoke(nnUNetTrainer):
@@ -47,8 +47,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class nnUNetTrainer_SATCPU20(nnUNetTrainer):
-    """4 epochs of 5 training and 1 validation iterations (20 training iterations), seeds fixed (0; with
+class nnUNetTrainer_SATCPU8(nnUNetTrainer):
+    """2 epochs of 4 training and 1 validation iterations (8 training iterations), seeds fixed (0; with
     ``nnUNet_n_proc_DA=0`` the batches and augmentation are then the same for every gate), and no test-time
     mirroring (the training augmentation keeps its mirroring): what one shared CPU thread affords in minutes."""
 
@@ -56,8 +56,8 @@ class nnUNetTrainer_SATCPU20(nnUNetTrainer):
                  device: torch.device = torch.device("cuda")) -> None:
         super().__init__(plans, configuration, fold, dataset_json, device)
         seed_everything(0)
-        self.num_epochs = 4
-        self.num_iterations_per_epoch = 5
+        self.num_epochs = 2
+        self.num_iterations_per_epoch = 4
         self.num_val_iterations_per_epoch = 1
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
