@@ -34,7 +34,7 @@ def evaluate(pred_dir: Path, labels: Path) -> list[dict]:
         if not pred_path.is_file():
             raise ValueError(f"{pred_path}: no prediction for the label {label_path}")
         label = nib.load(label_path)
-        pred = np.asarray(nib.load(label_path).dataobj) > 0
+        pred = np.asarray(nib.load(pred_path).dataobj) > 0
         voxel_ml = float(np.prod(label.header.get_zooms()[:3])) * 1e-3
         rows.append({"case": case_name(label_path), **case_metrics(pred, np.asarray(label.dataobj) > 0, voxel_ml)})
     return rows
