@@ -9,7 +9,8 @@
 # PREPARED: a data_prep dataset (read only); WORK: a scratch folder outside the checkout (raw/, pre/, res/, pred/);
 # CONFIG: the trained configuration (default 2d); TRAINER: default nnUNetTrainer_SATCPU8. One process and one thread
 # at a time (OMP_NUM_THREADS=1, nnUNet_n_proc_DA=0: the trainer's seeds then fix the batches). nnU-Net's python is
-# $NNUNET_PYTHON (default: what .ci/nnunet_env.sh prints); the scoring runs in the project's $PYTHON (default python).
+# $NNUNET_PYTHON (default: what .ci/nnunet_env.sh prints); the scoring runs in the project's $PYTHON (default python);
+# training and prediction run on $DEVICE (default cpu; cuda on a GPU).
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: bash benchmarks/nnunet_lesions.sh PREPARED WORK [CONFIG] [TRAINER]" >&2; exit 2; }
 PREPARED="$1"; WORK="$(mkdir -p "$2" && cd "$2" && pwd)"; CONFIG="${3:-2d}"; TRAINER="${4:-nnUNetTrainer_SATCPU8}"
@@ -20,6 +21,7 @@ export PYTHONPATH="$PWD" nnUNet_raw="$WORK/raw" nnUNet_preprocessed="$WORK/pre" 
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nnUNet_def_n_proc=1 nnUNet_compile=false
 export nnUNet_extTrainer="$PWD/satgate_monai/nnunet/trainers"
 PLANS="$WORK/pre/Dataset501_Lesions"
+DEVICE="${DEVICE:-cpu}"
 echo "# $(date -u) load: $(uptime)"
 [ -d "$WORK/raw/Dataset501_Lesions" ] || "${PYTHON:-python}" -m data_prep export-nnunet --src "$PREPARED" \
     --out "$WORK/raw" --id 501 --name Lesions
@@ -34,10 +36,10 @@ export nnUNet_n_proc_DA=0
 for P in nnUNetPlans_SAT nnUNetPlans; do
     echo "## $P: nnUNetv2_train 501 $CONFIG 0 -tr $TRAINER (load: $(uptime))"
     start=$(date +%s)
-    "$NNBIN/nnUNetv2_train" 501 "$CONFIG" 0 -p "$P" -tr "$TRAINER" -device cpu > "$WORK/train_$P.log" 2>&1
+    "$NNBIN/nnUNetv2_train" 501 "$CONFIG" 0 -p "$P" -tr "$TRAINER" -device "$DEVICE" > "$WORK/train_$P.log" 2>&1
     echo "trained in $(( $(date +%s) - start )) s (load: $(uptime))"
     "$NNBIN/nnUNetv2_predict" -i "$WORK/raw/Dataset501_Lesions/imagesTs" -o "$WORK/pred/$P" -d 501 -c "$CONFIG" \
-        -f 0 -p "$P" -tr "$TRAINER" -chk checkpoint_final.pth -device cpu --disable_tta -npp 1 -nps 1 \
+        -f 0 -p "$P" -tr "$TRAINER" -chk checkpoint_final.pth -device "$DEVICE" --disable_tta -npp 1 -nps 1 \
         > "$WORK/predict_$P.log" 2>&1
 done
 echo "## test cases, Dice / FPR / FNR (load: $(uptime))"
