@@ -8,10 +8,13 @@ supervision, augmentation, optimiser and learning-rate schedule (over ``num_epoc
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-__all__ = ["nnUNetTrainer_SATSmoke", "nnUNetTrainer_SATCPU"]
+__all__ = ["nnUNetTrainer_SATSmoke", "nnUNetTrainer_SATCPU", "nnUNetTrainer_SATCPU8"]
 
 
 class nnUNetTrainer_SATSmoke(nnUNetTrainer):
@@ -35,3 +38,30 @@ class nnUNetTrainer_SATCPU(nnUNetTrainer):
         self.num_epochs = 20
         self.num_iterations_per_epoch = 25
         self.num_val_iterations_per_epoch = 5
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's (nnU-Net's data loader and augmentation with ``nnUNet_n_proc_DA=0``) and torch's RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - nnU-Net's loader and augmentation draw from NumPy's global RNG
+    torch.manual_seed(seed)
+
+
+class nnUNetTrainer_SATCPU8(nnUNetTrainer):
+    """2 epochs of 4 training and 1 validation iterations (8 training iterations), seeds fixed (0; with
+    ``nnUNet_n_proc_DA=0`` the batches and augmentation are then the same for every gate), and no test-time
+    mirroring (the training augmentation keeps its mirroring): what one shared CPU thread affords in minutes."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")) -> None:
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        seed_everything(0)
+        self.num_epochs = 2
+        self.num_iterations_per_epoch = 4
+        self.num_val_iterations_per_epoch = 1
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        """nnU-Net's augmentation settings; only the mirroring axes of inference are dropped."""
+        settings = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        self.inference_allowed_mirroring_axes = None
+        return settings
