@@ -37,6 +37,13 @@ class Case:
         """``(X, Y, Z)``."""
         return tuple(int(s) for s in self.voxels.shape)  # type: ignore[return-value]
 
+    @property
+    def series_uid(self) -> str | None:
+        """The SeriesInstanceUID of the DICOM series read (None for other files), from the headers already parsed."""
+        if not self.headers:
+            return None
+        return str(getattr(self.headers[0], "SeriesInstanceUID", "") or "") or None
+
     @classmethod
     def from_sitk(cls, image: sitk.Image, source: object = "", headers: list | None = None) -> Case:
         """Wrap a validated 3D SimpleITK image (LPS) without copying its voxels.
@@ -79,4 +86,6 @@ def read_case(path: str | os.PathLike, **reader: Any) -> Case:
     """
     from data_prep.readers import read_image
 
-    return Case.from_sitk(read_image(path, spatial_dims=3, channels=1, **reader), source=path)
+    headers: list = []
+    image = read_image(path, spatial_dims=3, channels=1, headers=headers, **reader)
+    return Case.from_sitk(image, source=path, headers=headers or None)

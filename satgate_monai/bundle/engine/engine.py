@@ -81,6 +81,8 @@ class CaseEngine:
         self.activation, self.label_steps = split_postprocessing(postprocessing)
         self.network, self.inferer = network, inferer
         self.device, self.amp = torch.device(device), bool(amp)
+        #: ``{input path: SeriesInstanceUID or None}`` of the cases :meth:`run_datalist` read, for run.json
+        self.series_uids: dict[str, str | None] = {}
 
     def grid(self, case: Case) -> tuple[np.ndarray, tuple[int, int, int]]:
         """The case's working grid ``(affine, (X, Y, Z))``."""
@@ -156,7 +158,8 @@ class CaseEngine:
     def run_datalist(self, data: Sequence[dict[str, Any]], output_dir: str | os.PathLike, postfix: str = "seg",
                      ext: str = ".nii.gz", before: Callable | None = None) -> list[Path]:
         """Segment every ``{"image": path}`` item and write ``<output_dir>/<stem>_<postfix><ext>`` (uint8, the source
-        grid; written atomically). ``before`` (e.g. the checkpoint loader) is called once first.
+        grid; written atomically). ``before`` (e.g. the checkpoint loader) is called once first. Each case's
+        SeriesInstanceUID (DICOM) is kept in :attr:`series_uids` for ``write_bundle_run``: no file is parsed twice.
 
         Returns:
             The written files, in order.
@@ -173,6 +176,7 @@ class CaseEngine:
         for item in data:
             path = Path(item["image"])
             case = read_case(path)
+            self.series_uids[str(item["image"])] = case.series_uid
             labels = self.run(case)
             stem = path.name[: -len("".join(path.suffixes))] if path.suffixes else path.name
             final = out_dir / f"{stem}_{postfix}{ext}"
