@@ -195,8 +195,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     require_extras("python -m satgate_monai.infer", "io", "train")
     from data_prep.series_selection import load_rules
-    from satgate_monai.infer.bundle import BundleRunner, resolve_device
+    from satgate_monai.infer.bundle import BundleRunner, input_spatial_dims, resolve_device
     from satgate_monai.infer.dicomweb import is_dicomweb, run_dicomweb
+    from satgate_monai.infer.pictures import run_pictures
     from satgate_monai.infer.pipeline import InferenceOptions, run_inference
     from satgate_monai.runtime import set_threads
 
@@ -207,6 +208,11 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise ValueError("--store-again goes with --store")
     set_threads(args.threads)
     device = resolve_device(args.device)
+    if input_spatial_dims(args.bundle) == 2:
+        written = run_pictures(args.bundle, args.input, args.out, ckpt=args.ckpt, device=device,
+                               overrides=parse_overrides(args.overrides))
+        print(f"{len(written)} picture(s) segmented into {args.out}")
+        return 0
     precision = ("fp16" if device.type == "cuda" else "bf16") if args.amp else args.precision
     runner = BundleRunner(args.bundle, device=device, ckpt=args.ckpt, overlap=args.overlap,
                           overrides=parse_overrides(args.overrides),

@@ -1,6 +1,6 @@
 """One skin picture through every entry point that runs 2D bundles, with one trained checkpoint: ``python -m
-monai.bundle run`` and the MONAI Label app's infer task (MONAI Label's own python) give pixel-equal masks, both the
-case engine's (probabilities bilinear back to the picture's own size, then argmax)."""
+monai.bundle run``, the inference CLI and the MONAI Label app's infer task (MONAI Label's own python) give
+pixel-equal masks, all the case engine's (probabilities bilinear back to the picture's own size, then argmax)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from satgate_monai.infer.cli import main
 from tests.conftest import REPO_ROOT
 from tests.label.client import label_python, project_env
 
@@ -61,7 +62,7 @@ def _trained_bundle(root: Path, picture: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_bundle_run_and_monai_label_give_the_same_picture_mask(tmp_path):
+def test_every_entry_point_gives_the_same_picture_mask(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     picture = _picture(src / "lesion.png")
@@ -77,6 +78,9 @@ def test_bundle_run_and_monai_label_give_the_same_picture_mask(tmp_path):
     written = np.asarray(Image.open(tmp_path / "bundle_run" / "lesion_seg.png"))
     assert set(np.unique(written)) <= {0, 255}  # png_scale 255, uint8
     masks["bundle run"] = written // 255
+    assert main(["--bundle", str(bundle), "--input", str(src), "--out", str(tmp_path / "cli"), "--device", "cpu",
+                 "--no-progress", "--threads", "1"]) == 0
+    masks["cli"] = np.asarray(Image.open(tmp_path / "cli" / "lesion_seg.png")) // 255
     served = tmp_path / "served"
     served.mkdir()
     proc = subprocess.run([str(label_python()), str(REPO_ROOT / "tests" / "label" / "infer_driver.py"), str(bundle),
