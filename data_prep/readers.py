@@ -83,24 +83,12 @@ def read_image(
         raise FileNotFoundError(f"input not found: {p}")
     if p.is_dir() and is_image_file(p) and not folder_has_dicom(p):
         raise InputError(f"{p}: is a folder, not an image file")
-    if p.is_dir():
+    if p.is_dir() or (not is_image_file(p) and is_dicom_file(p)):
         image, _, read = dicom.read_dicom_source(p, series_uid=series_uid, rules=rules)
         if headers is not None:
             headers.extend(read)
     elif is_image_file(p):
-        found = check_file(p, nonfinite=nonfinite, what=what)
-        if notes is not None:
-            notes.extend(found)
-        try:
-            image = sitk.ReadImage(str(p))
-        except RuntimeError as e:
-            msg = str(e).strip().splitlines()
-            detail = next((m for m in msg if "ERROR" in m or "rror" in m), msg[-1] if msg else "")
-            raise InputError(f"cannot read image file {p}: {detail.strip()}") from None
-    elif is_dicom_file(p):
-        image, _, read = dicom.read_dicom_source(p, series_uid=series_uid, rules=rules)
-        if headers is not None:
-            headers.extend(read)
+        image = _read_image_file(p, nonfinite, what, notes)
     else:
         raise ValueError(
             f"unsupported input {p}: expected one of {', '.join(IMAGE_SUFFIXES)}, a DICOM file or a DICOM series "
@@ -110,6 +98,20 @@ def read_image(
     if notes is not None:
         notes.extend(found)
     return image
+
+
+def _read_image_file(p: Path, nonfinite: str, what: str, notes: list[str] | None) -> sitk.Image:
+    """An image file (NIfTI, NRRD, MHA...) read in full first (:func:`~data_prep.file_checks.check_file`), then by
+    SimpleITK; its faults as one :class:`~data_prep.validation.InputError` naming the file."""
+    found = check_file(p, nonfinite=nonfinite, what=what)
+    if notes is not None:
+        notes.extend(found)
+    try:
+        return sitk.ReadImage(str(p))
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()
+        detail = next((m for m in msg if "ERROR" in m or "rror" in m), msg[-1] if msg else "")
+        raise InputError(f"cannot read image file {p}: {detail.strip()}") from None
 
 
 def discover_cases(path: str | os.PathLike) -> dict[str, Path]:
