@@ -92,3 +92,22 @@ def test_every_entry_point_gives_the_same_picture_mask(tmp_path):
     assert 0.05 < ref.mean() < 0.95  # a trained network, both labels present: a real comparison
     differing = {k: int((m != ref).sum()) for k, m in masks.items()}
     assert all(v == 0 for v in differing.values()), differing
+
+
+def test_a_picture_case_returns_to_its_own_size(tmp_path):
+    from monai.transforms import EnsureChannelFirstd, LoadImaged
+
+    from satgate_monai.bundle.engine import CaseEngine
+
+    loading = [LoadImaged("image", image_only=True), EnsureChannelFirstd("image")]
+    engine = CaseEngine(image_size=(192, 192), loading=loading)
+    case = engine.read(_picture(tmp_path / "p.png"))
+    assert case.shape == (230, 150)  # (X, Y): width, height
+    assert engine.preprocess(case).shape == (3, 192, 192)
+    pred = torch.zeros(2, 192, 192)
+    pred[1, :, 96:] = 5.0  # foreground in the lower half of the working grid
+    labels = engine.to_source(pred, case)
+    assert labels.shape == (230, 150) and labels.dtype == np.uint8
+    assert labels[:, :74].max() == 0 and labels[:, 76:].min() == 1  # bilinear: the edge at half the picture's height
+    with pytest.raises(ValueError, match="pixdim"):
+        CaseEngine(image_size=(192, 192))  # 2D without its loading transforms
