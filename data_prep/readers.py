@@ -53,6 +53,7 @@ def read_image(
     notes: list[str] | None = None,
     spatial_dims: int | None = None,
     channels: int | None = None,
+    headers: list | None = None,
 ) -> sitk.Image:
     """Read an image file or a DICOM series folder, validated (see :mod:`data_prep.validation`).
 
@@ -65,6 +66,8 @@ def read_image(
         rules: series selection rules for a DICOM folder holding several series (:mod:`data_prep.series_selection`;
             None: its default rules).
         spatial_dims, channels: required dimensionality and channel count (None: any), checked with the voxels.
+        headers: a list that receives the headers of the DICOM series read (pydicom datasets, pixel data released),
+            so that a caller recording its SeriesInstanceUID need not parse a file again; left empty for other files.
 
     Returns:
         The image (SimpleITK, LPS). DICOM gives int16/uint16 stored values when the rescale is the identity or integer
@@ -80,20 +83,12 @@ def read_image(
         raise FileNotFoundError(f"input not found: {p}")
     if p.is_dir() and is_image_file(p) and not folder_has_dicom(p):
         raise InputError(f"{p}: is a folder, not an image file")
-    if p.is_dir():
-        image = dicom.read_dicom_series(p, series_uid=series_uid, rules=rules)
+    if p.is_dir() or (not is_image_file(p) and is_dicom_file(p)):
+        image, _, read = dicom.read_dicom_source(p, series_uid=series_uid, rules=rules)
+        if headers is not None:
+            headers.extend(read)
     elif is_image_file(p):
-        found = check_file(p, nonfinite=nonfinite, what=what)
-        if notes is not None:
-            notes.extend(found)
-        try:
-            image = sitk.ReadImage(str(p))
-        except RuntimeError as e:
-            msg = str(e).strip().splitlines()
-            detail = next((m for m in msg if "ERROR" in m or "rror" in m), msg[-1] if msg else "")
-            raise InputError(f"cannot read image file {p}: {detail.strip()}") from None
-    elif is_dicom_file(p):
-        image = dicom.read_dicom_files([p], source=p, series_uid=series_uid, rules=rules)
+        image = _read_image_file(p, nonfinite, what, notes)
     else:
         raise ValueError(
             f"unsupported input {p}: expected one of {', '.join(IMAGE_SUFFIXES)}, a DICOM file or a DICOM series "
@@ -103,6 +98,20 @@ def read_image(
     if notes is not None:
         notes.extend(found)
     return image
+
+
+def _read_image_file(p: Path, nonfinite: str, what: str, notes: list[str] | None) -> sitk.Image:
+    """An image file (NIfTI, NRRD, MHA...) read in full first (:func:`~data_prep.file_checks.check_file`), then by
+    SimpleITK; its faults as one :class:`~data_prep.validation.InputError` naming the file."""
+    found = check_file(p, nonfinite=nonfinite, what=what)
+    if notes is not None:
+        notes.extend(found)
+    try:
+        return sitk.ReadImage(str(p))
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()
+        detail = next((m for m in msg if "ERROR" in m or "rror" in m), msg[-1] if msg else "")
+        raise InputError(f"cannot read image file {p}: {detail.strip()}") from None
 
 
 def discover_cases(path: str | os.PathLike) -> dict[str, Path]:

@@ -149,11 +149,12 @@ def _record(tool: str, command: Sequence[str] | None, bundle_dir: Path, config_f
 def write_bundle_run(output_dir: str | os.PathLike, bundle_root: str | os.PathLike, ckpt_path: str | os.PathLike,
                      checkpoints: Sequence[str | os.PathLike], mirror_axes: Sequence[int], device: Any,
                      data: Sequence[Mapping[str, Any]], meta: Mapping[str, Any] | None = None,
-                     precision: str = "float32") -> Path:
+                     precision: str = "float32", series_uids: Mapping[str, str | None] | None = None) -> Path:
     """``run.json`` for ``monai.bundle run`` of ``inference.json``: called from the config's ``run`` with its
     ``output_dir``, ``bundle_root``, ``ckpt_path``, ``checkpoints``, ``mirror_axes``, ``device``, ``dataset#data``
     and ``_meta_`` (the parsed ``metadata.json``: name and version); the command line (with its overrides) is
-    ``sys.argv``. Returns the written path."""
+    ``sys.argv``. ``series_uids``: ``{dataset image: SeriesInstanceUID}`` from the case engine
+    (``@engine.series_uids``), so that no DICOM file is parsed again here. Returns the written path."""
     from satgate_monai.bundle.evaluation import case_name
 
     bundle_dir = Path(str(bundle_root)).resolve()
@@ -166,7 +167,9 @@ def write_bundle_run(output_dir: str | os.PathLike, bundle_root: str | os.PathLi
     for item in data:
         image = Path(str(item["image"]))
         name = case_name(image)
-        log.cases[name] = {**case_record(image, is_dicom=image.is_dir()), "run_started": log.record["started"]}
+        uid = (series_uids or {}).get(str(item["image"]))
+        log.cases[name] = {**case_record(image, is_dicom=image.is_dir(), series_uid=uid),
+                           "run_started": log.record["started"]}
     log.write()
     return log.path
 

@@ -42,8 +42,10 @@ outputs in --out, per case <case>:
   run.json                       provenance: bundle and version, checkpoint sha256, command, overrides, device,
                                  precision, package versions, per case the input files (or series UID) and digest
 Names are sanitised ([A-Za-z0-9._-]); existing outputs are kept unless --overwrite; files are written atomically.
-The bundle's own configs/inference.json runs (preprocessing, network, inferer, postprocessing without Invertd and
-SaveImaged); the label map returns to the source grid by one SimpleITK nearest-neighbour resampling.
+Every case runs through the bundle's case engine (configs/inference.json: its working grid, network, inferer and
+post-processing): probabilities linearly back to the source grid, then argmax, as in python -m monai.bundle run.
+2D bundles (skin): a picture (.png/.jpg/.jpeg) or a folder of them in, <stem>_seg.png (uint8, 0/255) and run.json
+out, exactly as python -m monai.bundle run writes them; the volume options do not apply.
 Inputs are validated (whole compressed stream, positive spacing, orthonormal direction, finite voxels): a truncated,
 NaN-holding or geometrically invalid input fails its case with one line naming the file and the fault.
 exit status: 0 all ok/skipped, 1 some case failed, 2 nothing could run, 130 interrupted (Ctrl-C).
@@ -195,8 +197,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     require_extras("python -m satgate_monai.infer", "io", "train")
     from data_prep.series_selection import load_rules
-    from satgate_monai.infer.bundle import BundleRunner, resolve_device
+    from satgate_monai.infer.bundle import BundleRunner, input_spatial_dims, resolve_device
     from satgate_monai.infer.dicomweb import is_dicomweb, run_dicomweb
+    from satgate_monai.infer.pictures import run_pictures
     from satgate_monai.infer.pipeline import InferenceOptions, run_inference
     from satgate_monai.runtime import set_threads
 
@@ -207,6 +210,11 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise ValueError("--store-again goes with --store")
     set_threads(args.threads)
     device = resolve_device(args.device)
+    if input_spatial_dims(args.bundle) == 2:
+        written = run_pictures(args.bundle, args.input, args.out, ckpt=args.ckpt, device=device,
+                               overrides=parse_overrides(args.overrides))
+        print(f"{len(written)} picture(s) segmented into {args.out}")
+        return 0
     precision = ("fp16" if device.type == "cuda" else "bf16") if args.amp else args.precision
     runner = BundleRunner(args.bundle, device=device, ckpt=args.ckpt, overlap=args.overlap,
                           overrides=parse_overrides(args.overrides),

@@ -61,6 +61,11 @@ def test_train_and_inference_share_network_and_preprocessing(bundle):
     assert "@intensity" in train["train"]["preprocessing"]["transforms"]
     assert "@intensity" in train["validate"]["preprocessing"]["transforms"]
     assert infer["preprocessing"]["transforms"].startswith("$@spatial_transforms + @intensity")
+    if "image_size" in infer["engine"]:  # 2D: the case engine loads as declared and resizes as the last step does
+        resize = infer["spatial_transforms"][-1]
+        assert infer["loading"] == "$@spatial_transforms[:-1]" and infer["engine"]["image_size"] == "@image_size"
+        assert (resize["_target_"], resize["spatial_size"], resize["mode"], resize["anti_aliasing"]) == (
+            "Resized", "@image_size", "bilinear", True), resize
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)

@@ -1,4 +1,5 @@
-"""A case as the engine takes it: the source voxels, their geometry and (DICOM) the chosen series' headers."""
+"""A case as the engine takes it: a volume (:class:`Case`: the source voxels, their geometry and (DICOM) the chosen
+series' headers) or a picture (:class:`Picture`: the pixels as the bundle's loading transforms give them)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["Case", "read_case"]
+__all__ = ["Case", "Picture", "read_case", "read_picture"]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -36,6 +37,13 @@ class Case:
     def shape(self) -> tuple[int, int, int]:
         """``(X, Y, Z)``."""
         return tuple(int(s) for s in self.voxels.shape)  # type: ignore[return-value]
+
+    @property
+    def series_uid(self) -> str | None:
+        """The SeriesInstanceUID of the DICOM series read (None for other files), from the headers already parsed."""
+        if not self.headers:
+            return None
+        return str(getattr(self.headers[0], "SeriesInstanceUID", "") or "") or None
 
     @classmethod
     def from_sitk(cls, image: sitk.Image, source: object = "", headers: list | None = None) -> Case:
@@ -79,4 +87,45 @@ def read_case(path: str | os.PathLike, **reader: Any) -> Case:
     """
     from data_prep.readers import read_image
 
-    return Case.from_sitk(read_image(path, spatial_dims=3, channels=1, **reader), source=path)
+    headers: list = []
+    image = read_image(path, spatial_dims=3, channels=1, headers=headers, **reader)
+    return Case.from_sitk(image, source=path, headers=headers or None)
+
+
+@dataclass
+class Picture:
+    """One 2D picture (PNG, JPEG...) as the bundle's loading transforms give it.
+
+    Attributes:
+        pixels: ``(C, X, Y)`` MetaTensor in MONAI index order (``X`` the picture's width), the loaded values.
+        source: where it came from (messages, output names).
+    """
+
+    pixels: Any
+    source: str = ""
+    headers: None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(X, Y)``: the picture's own size, the grid its mask is returned to."""
+        return tuple(int(s) for s in self.pixels.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The picture's index -> world affine (as loaded)."""
+        return np.asarray(self.pixels.affine, dtype=np.float64)
+
+    series_uid = None
+
+
+def read_picture(path: str | os.PathLike, loading: Any) -> Picture:
+    """Load a picture with the bundle's loading transforms (``LoadImaged``, ``EnsureChannelFirstd`` and its checks on
+    ``"image"``, as one callable).
+
+    Raises:
+        ValueError: a picture that does not load as ``(C, X, Y)`` (or the loading transforms' own refusals).
+    """
+    pixels = loading({"image": str(path)})["image"]
+    if getattr(pixels, "ndim", 0) != 3:
+        raise ValueError(f"{path}: expected a 2D picture (C, X, Y), got shape {tuple(getattr(pixels, 'shape', ()))}")
+    return Picture(pixels=pixels, source=str(path))

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GEOMETRY_TOLERANCE", "labels_on_source", "snap_affine", "to_working_grid", "working_grid"]
+__all__ = ["GEOMETRY_TOLERANCE", "labels_on_picture", "labels_on_source", "snap_affine", "to_working_grid",
+           "working_grid"]
 
 #: decimals kept: spacing (mm), direction cosines, origin (mm)
 GEOMETRY_TOLERANCE = {"spacing": 4, "direction": 4, "origin": 2}
@@ -192,3 +193,24 @@ def labels_on_source(probabilities: torch.Tensor, grid_affine, affine, shape: Se
             probabilities_out[:, k0:k1] = vals.permute(0, 3, 2, 1).numpy()
         out[:, :, k0:k1] = _argmax(vals).numpy()
     return out
+
+
+def labels_on_picture(probabilities: torch.Tensor, shape: Sequence[int]) -> np.ndarray:
+    """Probabilities on a picture's working size -> its label map at its own size: bilinear (``Resize``'s inverse:
+    ``align_corners=False``, no anti-aliasing), then argmax.
+
+    Args:
+        probabilities: ``(C, X, Y)`` (``C == 1``: a foreground probability, > 0.5 is 1).
+        shape: the picture's ``(X, Y)``.
+
+    Returns:
+        uint8 ``(X, Y)`` (ties: the lower label, as ``torch.argmax``).
+    """
+    p = probabilities.detach().float().cpu()
+    if p.ndim != 3 or len(shape) != 2:
+        raise ValueError(f"expected probabilities (C, X, Y) and a 2D shape, got {tuple(p.shape)} and {tuple(shape)}")
+    if p.shape[0] > 255:
+        raise ValueError(f"{p.shape[0]} classes do not fit a uint8 label map")
+    vals = F.interpolate(p[None], size=tuple(int(s) for s in shape), mode="bilinear", align_corners=False)[0]
+    lab = torch.argmax(vals, dim=0) if p.shape[0] > 1 else (vals[0] > 0.5)
+    return lab.to(torch.uint8).numpy()

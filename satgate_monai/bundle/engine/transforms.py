@@ -85,11 +85,14 @@ class WorkingGridd(MapTransform, InvertibleTransform):
 
 
 class CaseToWorkingGridd(MapTransform):
-    """Read ``data[key]`` (an image file or DICOM folder) as a case and put the engine's network input in its place.
+    """Read ``data[key]`` (an image file or DICOM folder; a picture for a 2D engine) as a case and put the engine's
+    network input in its place.
 
     ``data[key]`` becomes :meth:`CaseEngine.preprocess <satgate_monai.bundle.engine.CaseEngine.preprocess>`'s
-    ``(1, X, Y, Z)`` MetaTensor (its meta data hold the source grid) and ``data[case_key]`` the
-    :class:`~satgate_monai.bundle.engine.Case`. The MONAI Label app's pre-transforms.
+    ``(1, X, Y, Z)`` (a picture: ``(C, *image_size)``) MetaTensor (its meta data hold the source grid) and
+    ``data[case_key]`` the :class:`~satgate_monai.bundle.engine.Case` or
+    :class:`~satgate_monai.bundle.engine.Picture` (:meth:`CaseEngine.read
+    <satgate_monai.bundle.engine.CaseEngine.read>`). The MONAI Label app's pre-transforms.
     """
 
     def __init__(self, keys: KeysCollection, engine: Any, case_key: str = "case") -> None:
@@ -97,11 +100,9 @@ class CaseToWorkingGridd(MapTransform):
         self.engine, self.case_key = engine, case_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        from satgate_monai.bundle.engine.case import read_case
-
         d = dict(data)
         for key in self.key_iterator(d):
-            case = read_case(d[key])
+            case = self.engine.read(d[key])
             d[self.case_key] = case
             d[key] = self.engine.preprocess(case)
         return d
@@ -109,7 +110,7 @@ class CaseToWorkingGridd(MapTransform):
 
 class ToSourceGridd(MapTransform):
     """The network output ``data[key]`` ``(C, X, Y, Z)`` on the working grid -> the label map on the source grid,
-    ``(1, X, Y, Z)`` uint8 MetaTensor with the source's affine (:meth:`CaseEngine.to_source
+    ``(1, X, Y, Z)`` (a picture: ``(1, X, Y)``) uint8 MetaTensor with the source's affine (:meth:`CaseEngine.to_source
     <satgate_monai.bundle.engine.CaseEngine.to_source>`: linear, argmax, the bundle's label steps). The MONAI Label
     app's post-transform.
 

@@ -7,13 +7,13 @@ attribute 'update'`` and every ``/infer`` on a bundle with ``Spacingd`` returns 
 non-mapping ``<input key>_*`` entries while the pre-transforms run and puts them back afterwards (the writer needs
 ``image_path`` for the output's file type).
 
-For 3D bundles the request runs through the one case engine (:mod:`satgate_monai.bundle.engine`), as the inference
-CLI, ``monai.bundle run`` and the Deploy application do: :class:`~satgate_monai.bundle.engine.CaseToWorkingGridd`
-reads the image with data_prep's validated reader and puts it on the working grid with the bundle's intensity steps,
-MONAI Label runs the bundle's inferer, and :class:`~satgate_monai.bundle.engine.ToSourceGridd` returns the
-probabilities linearly to the source grid, takes the argmax and runs the bundle's label steps; every entry point gives
-the same mask for the same image and checkpoint. 2D bundles (which the CLI does not run) keep the bundle's own
-pre-transforms and ``Invertd``.
+The request runs through the one case engine (:mod:`satgate_monai.bundle.engine`), as the inference CLI,
+``monai.bundle run`` and the Deploy application do: :class:`~satgate_monai.bundle.engine.CaseToWorkingGridd` reads
+the image (3D: data_prep's validated reader; 2D: the bundle's ``loading`` transforms) and puts it on the working grid
+(3D: ``pixdim``; 2D: resized to ``image_size``) with the bundle's intensity steps, MONAI Label runs the bundle's
+inferer, and :class:`~satgate_monai.bundle.engine.ToSourceGridd` returns the probabilities linearly to the source grid
+(2D: bilinear to the picture's own size), takes the argmax and runs the bundle's label steps; every entry point gives
+the same mask for the same image and checkpoint. Neither the bundle's pre-transforms nor its ``Invertd`` run here.
 
 For 2D bundles it drops the label's channel after MONAI Label's ``Restored`` (which assumes a 3D volume when it
 squeezes), so a PNG study gets a (H, W) PNG label instead of a (1, H, W) stack ITK cannot write as PNG; and it writes
@@ -142,19 +142,22 @@ class SATBundleInferTask(BundleInferTask):
         self._served_networks.clear()
 
     def engine(self) -> Any:
-        """The case engine of the bundle's config (``pixdim``, ``axcodes``, ``intensity``, ``postprocessing``)."""
+        """The case engine of the bundle's config (``intensity``, ``postprocessing``; 3D: ``pixdim``, ``axcodes``;
+        2D: ``image_size``, ``loading``)."""
         from satgate_monai.bundle.engine import CaseEngine
 
         c = self.bundle_config
-        post = c.get_parsed_content("postprocessing", instantiate=True) if c.get("postprocessing") else None
-        return CaseEngine(c.get_parsed_content("pixdim"), c.get_parsed_content("intensity", instantiate=True), post,
-                          axcodes=c.get_parsed_content("axcodes") if c.get("axcodes") else "RAS")
+
+        def get(name: str, default: Any = None) -> Any:
+            return c.get_parsed_content(name, instantiate=True) if c.get(name) is not None else default
+
+        if self.dimension == 2:
+            return CaseEngine(None, get("intensity"), get("postprocessing"), image_size=get("image_size"),
+                              loading=get("loading"))
+        return CaseEngine(get("pixdim"), get("intensity"), get("postprocessing"), axcodes=get("axcodes", "RAS"))
 
     def pre_transforms(self, data: Any = None) -> list[Any]:
-        """3D: the case engine's reading and working grid (:class:`~satgate_monai.bundle.engine.CaseToWorkingGridd`);
-        2D: the bundle's own pre-transforms."""
-        if self.dimension == 2:
-            return list(super().pre_transforms(data))
+        """The case engine's reading and working grid (:class:`~satgate_monai.bundle.engine.CaseToWorkingGridd`)."""
         from satgate_monai.bundle.engine import CaseToWorkingGridd
 
         self._update_device(data)
@@ -174,17 +177,13 @@ class SATBundleInferTask(BundleInferTask):
         return out
 
     def post_transforms(self, data: Any = None) -> list[Any]:
-        """3D: the case engine's return to the source grid (:class:`~satgate_monai.bundle.engine.ToSourceGridd`),
-        then ``Restored``; 2D: the bundle's post-transforms (without ``SaveImaged``), ``Restored`` and
-        ``DropChanneld``."""
-        post = list(super().post_transforms(data))
-        if self.dimension == 2:
-            post.append(DropChanneld(self.key_pred))
-            return post
+        """The case engine's return to the source grid (:class:`~satgate_monai.bundle.engine.ToSourceGridd`), then
+        ``Restored``; 2D: also ``DropChanneld`` (an ``(H, W)`` label)."""
         from satgate_monai.bundle.engine import ToSourceGridd
 
-        restore = [t for t in post if type(t).__name__ == "Restored"]
-        return [ToSourceGridd(self.key_pred, self.engine(), ref_key=self.input_key), *restore]
+        restore = [t for t in super().post_transforms(data) if type(t).__name__ == "Restored"]
+        drop = [DropChanneld(self.key_pred)] if self.dimension == 2 else []
+        return [ToSourceGridd(self.key_pred, self.engine(), ref_key=self.input_key), *restore, *drop]
 
     def writer(self, data: dict[str, Any], extension: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
         """Write the label as uint8 unless the request asks for another ``result_dtype``.
