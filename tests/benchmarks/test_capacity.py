@@ -3,23 +3,17 @@ against the same training step on the CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
 
 from satgate_monai.resources import bundle_path
-from tests.conftest import REPO_ROOT
+from tests.benchmarks.loader import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def capacity():
-    spec = importlib.util.spec_from_file_location("capacity", REPO_ROOT / "benchmarks" / "capacity.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["capacity"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("capacity")
 
 
 @pytest.mark.parametrize("threshold", [0, 1, 2, 3, 7, 8, 9, 100, 4096])

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import nibabel as nib
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.benchmarks.loader import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def nnunet_eval():
-    spec = importlib.util.spec_from_file_location("nnunet_eval", REPO_ROOT / "benchmarks" / "nnunet_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["nnunet_eval"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("nnunet_eval")
 
 
 def _save(array, path):
