@@ -159,10 +159,13 @@ def _verdict_gap(name: str, run: dict, rows: Sequence[dict]) -> str:
 
 def _state(row: dict) -> str:
     lo, hi = row["dice"]["ci95"]
+    p = (row["dice"].get("wilcoxon") or {}).get("p")
+    unconfirmed = (f" by the 95 % CI of the mean difference, which the paired Wilcoxon test does not confirm "
+                   f"(p = {p:.4g})") if p is not None and p >= 0.05 else ""
     if hi is not None and hi < 0:
-        return f"SAT is below ORG at epoch {row['epoch']}"
+        return f"SAT is below ORG at epoch {row['epoch']}{unconfirmed}"
     if lo is not None and lo > 0:
-        return f"SAT is above ORG at epoch {row['epoch']}"
+        return f"SAT is above ORG at epoch {row['epoch']}{unconfirmed}"
     return f"no difference detected at epoch {row['epoch']} (the CI holds 0)"
 
 
@@ -175,10 +178,11 @@ def _closing(points: Sequence[dict]) -> str:
     d_w, d_l = widest["dice"]["mean_difference"], last["dice"]["mean_difference"]
     if d_w >= 0:
         return "SAT was not below ORG at any earlier point"
-    below = last["dice"]["ci95"][1] is not None and last["dice"]["ci95"][1] < 0
+    lo, hi = last["dice"]["ci95"]
+    below, above = hi is not None and hi < 0, lo is not None and lo > 0
     if d_l > d_w:
         return (f"the gap narrowed from its widest, {d_w:.3f} at epoch {widest['epoch']}"
-                + (", but stays significant" if below else ", to within the CI of 0"))
+                + (", but stays below 0" if below else ", and reversed" if above else ", to within the CI of 0"))
     return f"the gap did not narrow (widest so far: {d_l:.3f} at epoch {last['epoch']})"
 
 
@@ -332,7 +336,8 @@ def summary_paragraph(numbers: dict) -> str:
             draw_off = sel[-1].get("draw_off")
             draw_off = sel[0]["off"] if draw_off is None else draw_off
             text += (f"; SAT's switched-off share {100 * draw_off:.1f} % at the draw, {100 * sel[-1]['off']:.1f} %"
-                     f" at epoch {sel[-1]['epoch']}, {sel[-1]['crossed0_ever']:g} weights crossed 0 in training")
+                     f" at epoch {sel[-1]['epoch']}, {sel[-1]['crossed0_ever']:.1f} weights per network crossed 0 in"
+                     " training (mean over seeds)")
         parts.append(text)
     return ("**Does the gap close with training?** Learning curves from checkpoints kept along training (U-Net, "
             "paired over the test cases, 95 % CI; verdicts and what did not complete: docs/experiments.md, *Does "
