@@ -212,5 +212,4 @@ def labels_on_picture(probabilities: torch.Tensor, shape: Sequence[int]) -> np.n
     if p.shape[0] > 255:
         raise ValueError(f"{p.shape[0]} classes do not fit a uint8 label map")
     vals = F.interpolate(p[None], size=tuple(int(s) for s in shape), mode="bilinear", align_corners=False)[0]
-    lab = torch.argmax(vals, dim=0) if p.shape[0] > 1 else (vals[0] > 0.5)
-    return lab.to(torch.uint8).numpy()
+    return _argmax(vals).numpy()
