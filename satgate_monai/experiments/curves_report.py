@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 SECTION_BEGIN, SECTION_END = "<!-- curves:begin -->", "<!-- curves:end -->"
 SUMMARY_BEGIN, SUMMARY_END = "<!-- curves-summary:begin -->", "<!-- curves-summary:end -->"
 TITLE = "## Does the gap close with training?"
+PARTS = ("st", "at")  # SAT's two halves: selection only, attention only
 _LOAD = re.compile(r"(\d\d:\d\d:\d\d).*load average: ([\d.]+), ([\d.]+), ([\d.]+)")
 
 
@@ -111,12 +112,13 @@ def _status(run: dict) -> list[str]:
     return lines
 
 
-def _gap_rows(name: str, rows: Sequence[dict], gate: str) -> list[str]:
+def _gap_rows(name: str, rows: Sequence[dict], gate: str, reference: str = "org") -> list[str]:
     out = []
     for r in rows:
         d, f, n = r["dice"], r["fpr"], r["fnr"]
         seeds = "".join(map(str, r["seeds"])) + ("" if r["complete"] else " (partial)")
-        out.append(f"| {name} | {GATE_LABELS[gate]} − ORG | {r['epoch']} | {seeds} | {d['n']} | {_fmt(d['mean_b'])} | "
+        pair = f"{GATE_LABELS[gate]} − {GATE_LABELS[reference]}"
+        out.append(f"| {name} | {pair} | {r['epoch']} | {seeds} | {d['n']} | {_fmt(d['mean_b'])} | "
                    f"{_fmt(d['mean_a'])} | {_diff(d)} | {_p(d)} | {_ratio(d)} | {_diff(f)} | {_diff(n)} |")
     return out
 
@@ -138,38 +140,39 @@ def _selection_rows(name: str, gate: str, rows: Sequence[dict]) -> list[str]:
     return out
 
 
-def _verdict_gap(name: str, run: dict, rows: Sequence[dict]) -> str:
-    """The plain verdict on "SAT improves Dice over ORG" and whether the gap closes: decided on complete points (every
-    seed), with the points only some seeds reached reported as such."""
+def _verdict_gap(name: str, run: dict, rows: Sequence[dict], gate: str = "sat", reference: str = "org") -> str:
+    """The plain verdict on "``gate`` improves Dice over ``reference``" (by default SAT over ORG) and whether the gap
+    closes: decided on complete points (every seed), with the points only some seeds reached reported as such."""
+    pair = (GATE_LABELS[gate], GATE_LABELS[reference])
     planned = max(run["keep_epochs"]) if run["keep_epochs"] else None
     complete = [r for r in rows if r["complete"]]
     beyond = [r for r in rows if not r["complete"] and (not complete or r["epoch"] > complete[-1]["epoch"])]
     if complete:
-        text = f"{name}: {_state(complete[-1])}; {_closing(complete)}. {_trend(complete)}."
+        text = f"{name}: {_state(complete[-1], pair)}; {_closing(complete, pair)}. {_trend(complete, pair)}."
     else:
-        text = f"{name}: **not decided** (no kept epoch reached by every seed of ORG and SAT)."
+        text = f"{name}: **not decided** (no kept epoch reached by every seed of {pair[1]} and {pair[0]})."
     if beyond:
         points = [*complete, *beyond]
         text += (f" With seed(s) {','.join(map(str, beyond[-1]['seeds']))} only (not every seed; indicative, not "
-                 f"decided): {_state(points[-1])}; {_closing(points)}. {_trend(points)}.")
+                 f"decided): {_state(points[-1], pair)}; {_closing(points, pair)}. {_trend(points, pair)}.")
     if planned is not None and (not rows or rows[-1]["epoch"] < planned or not rows[-1]["complete"]):
         text += f" **Not decided at epoch {planned}**: the runs had not reached it for every seed."
     return text
 
 
-def _state(row: dict) -> str:
+def _state(row: dict, pair: tuple[str, str] = ("SAT", "ORG")) -> str:
     lo, hi = row["dice"]["ci95"]
     p = (row["dice"].get("wilcoxon") or {}).get("p")
     unconfirmed = (f" by the 95 % CI of the mean difference, which the paired Wilcoxon test does not confirm "
                    f"(p = {p:.4g})") if p is not None and p >= 0.05 else ""
     if hi is not None and hi < 0:
-        return f"SAT is below ORG at epoch {row['epoch']}{unconfirmed}"
+        return f"{pair[0]} is below {pair[1]} at epoch {row['epoch']}{unconfirmed}"
     if lo is not None and lo > 0:
-        return f"SAT is above ORG at epoch {row['epoch']}{unconfirmed}"
+        return f"{pair[0]} is above {pair[1]} at epoch {row['epoch']}{unconfirmed}"
     return f"no difference detected at epoch {row['epoch']} (the CI holds 0)"
 
 
-def _closing(points: Sequence[dict]) -> str:
+def _closing(points: Sequence[dict], pair: tuple[str, str] = ("SAT", "ORG")) -> str:
     """How the last point compares with the widest gap before it."""
     last = points[-1]
     if len(points) == 1:
@@ -177,7 +180,7 @@ def _closing(points: Sequence[dict]) -> str:
     widest = min(points[:-1], key=lambda r: r["dice"]["mean_difference"])
     d_w, d_l = widest["dice"]["mean_difference"], last["dice"]["mean_difference"]
     if d_w >= 0:
-        return "SAT was not below ORG at any earlier point"
+        return f"{pair[0]} was not below {pair[1]} at any earlier point"
     lo, hi = last["dice"]["ci95"]
     below, above = hi is not None and hi < 0, lo is not None and lo > 0
     if d_l > d_w:
@@ -186,11 +189,11 @@ def _closing(points: Sequence[dict]) -> str:
     return f"the gap did not narrow (widest so far: {d_l:.3f} at epoch {last['epoch']})"
 
 
-def _trend(points: Sequence[dict]) -> str:
+def _trend(points: Sequence[dict], pair: tuple[str, str] = ("SAT", "ORG")) -> str:
     last = points[-1]
     d1 = last["dice"]
     series = ", ".join(f"{_diff(r['dice'])} at epoch {r['epoch']}" for r in points)
-    text = (f"SAT − ORG Dice {series} (last point: Wilcoxon p = {_p(d1)}, {d1['n']} cases, seed(s) "
+    text = (f"{pair[0]} − {pair[1]} Dice {series} (last point: Wilcoxon p = {_p(d1)}, {d1['n']} cases, seed(s) "
             f"{','.join(map(str, last['seeds']))}")
     if d1["n"] <= 9:
         text += f"; with {d1['n']} cases the smallest two-sided p is {2 / 2 ** d1['n']:.2g}"
@@ -241,9 +244,11 @@ def _verdict_consistency(name: str, rows: Sequence[dict]) -> str:
 
 
 def compute(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, dict]], n_boot: int = 10000) -> dict:
-    """Every number of the section: ``{"gaps": {task: {gate: rows}}, "adam": {task: rows}, "selection": {task:
-    {gate: rows}}}`` (see :mod:`~satgate_monai.experiments.curves`)."""
+    """Every number of the section: ``{"gaps": {task: {gate: rows}}, "parts": {task: {"st" | "at": rows of SAT
+    against that part}}, "adam": {task: rows}, "selection": {task: {gate: rows}}}`` (see
+    :mod:`~satgate_monai.experiments.curves`)."""
     return {"gaps": {name: {g: gap_table(run, g, n_boot=n_boot) for g in ("sat", "at", "st")} for name, run in runs},
+            "parts": {name: {ref: gap_table(run, "sat", ref, n_boot=n_boot) for ref in PARTS} for name, run in runs},
             "adam": {name: gap_table(run, "sat", n_boot=n_boot) for name, run in adam},
             "selection": {name: {g: selection_table(run, g) for g in ("sat", "st")} for name, run in runs}}
 
@@ -253,6 +258,7 @@ def render_section(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, d
     """The markdown of the section (without its markers) from :func:`compute`'s ``numbers``, and the verdicts
     (``{"gap", "selection", "consistency", "adam"}``: lists of sentences)."""
     gaps, adam_gaps, selection = numbers["gaps"], numbers["adam"], numbers["selection"]
+    parts = numbers.get("parts") or {name: {ref: [] for ref in PARTS} for name, _ in runs}
     lines = [TITLE, "",
              "*Generated by `python -m satgate_monai.experiments.curves_report` from the run folders below (rerun it "
              "to refresh: it reads finished and unfinished cells alike). Every point is a checkpoint kept during "
@@ -270,18 +276,22 @@ def render_section(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, d
         lines += [f"Load average (1 min, `uptime` every minute, {load['first']}-{load['last']} UTC, {load['n']} "
                   f"readings) on the 2-core machine shared with other jobs: median {load['median']:.1f}, range "
                   f"{load['min']:.1f}-{load['max']:.1f}.", ""]
-    lines += ["### Each gate against ORG at every kept epoch", ""]
+    lines += ["### Each gate against ORG, and SAT against its halves, at every kept epoch", ""]
     for title, rel in figures.items():
         lines += [f"![{title}]({rel})", ""]
-    lines += ["Paired by test case (each case averaged over the seeds listed), difference with paired bootstrap 95 % "
-              "CI, two-sided Wilcoxon signed-rank p, std ratio with bootstrap 95 % CI. *(partial)*: not every seed "
+    lines += ["Paired by test case (each case averaged over the seeds listed): the difference A − B with a paired "
+              "bootstrap 95 % CI, the two-sided Wilcoxon signed-rank p, the std ratio A/B with a bootstrap 95 % CI. "
+              "B is ORG, or for the SAT − ST and SAT − AT rows the half of SAT named. *(partial)*: not every seed "
               "has reached that epoch yet.", "",
-              "| Task | Comparison | Epoch | Seeds | Cases | ORG Dice | Gate Dice | Dice difference [95 % CI] | "
+              "| Task | Comparison A − B | Epoch | Seeds | Cases | B Dice | A Dice | Dice difference [95 % CI] | "
               "Wilcoxon p | std ratio [95 % CI] | FPR difference | FNR difference |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, _ in runs:
         for gate in ("sat", "at", "st"):
             lines += _gap_rows(name, gaps[name][gate], gate)
+    for name, _ in runs:
+        for ref in PARTS:
+            lines += _gap_rows(name, parts[name][ref], "sat", ref)
     for name, _ in adam:
         lines += _gap_rows(f"{name}, Adam", adam_gaps[name], "sat")
     lines += ["", "### The selection over time (SAT and ST)", "",
@@ -299,7 +309,12 @@ def render_section(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, d
             lines += _selection_rows(name, gate, selection[name][gate])
     verdicts: dict[str, list[str]] = {
         "gap": [_verdict_gap(name, run, gaps[name]["sat"]) for name, run in runs],
-        "selection": [_verdict_selection(name, selection[name]["sat"]) for name, _ in runs],
+        "selection": [_verdict_selection(f"{name}, {GATE_LABELS[g]}", selection[name][g])
+                      for name, _ in runs for g in ("sat", "st")],
+        "parts": [v for name, run in runs
+                  for v in (*(_verdict_gap(f"{name}, {GATE_LABELS[g]} − ORG", run, gaps[name][g], g) for g in PARTS),
+                            *(_verdict_gap(f"{name}, SAT − {GATE_LABELS[r]}", run, parts[name][r], "sat", r)
+                              for r in PARTS))],
         "consistency": [_verdict_consistency(name, gaps[name]["sat"]) for name, _ in runs],
         "adam": [_verdict_gap(f"{name}, Adam", run, adam_gaps[name]) for name, run in adam],
     }
@@ -310,6 +325,9 @@ def render_section(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, d
               "off beyond the initial draw?*"]
     lines += [f"  - {v}" for v in verdicts["selection"]]
     lines += ["- *\"SAT is more consistent (smaller std)\":*"] + [f"  - {v}" for v in verdicts["consistency"]]
+    lines += ["- *SAT's two halves (the paper: ST sometimes comes close to SAT but hands the decoder all C channels; "
+              "AT alone attends to wrong regions): each half against ORG, and SAT against each half:*"]
+    lines += [f"  - {v}" for v in verdicts["parts"]]
     if adam:
         lines += ["- *The optimizer check (Adam lr 1e-3 instead of Adadelta lr 1.0):*"]
         lines += [f"  - {v}" for v in verdicts["adam"]]
@@ -338,6 +356,12 @@ def summary_paragraph(numbers: dict) -> str:
             text += (f"; SAT's switched-off share {100 * draw_off:.1f} % at the draw, {100 * sel[-1]['off']:.1f} %"
                      f" at epoch {sel[-1]['epoch']}, {sel[-1]['crossed0_ever']:.1f} weights per network crossed 0 in"
                      " training (mean over seeds)")
+        halves = [(g, gaps[g][-1]) for g in PARTS if gaps.get(g)]
+        if halves:
+            text += "; " + ", ".join(
+                f"{GATE_LABELS[g]} − ORG {_diff(r['dice'])} at epoch {r['epoch']} (seed(s) "
+                f"{','.join(map(str, r['seeds']))}{'' if r['complete'] else ', not every planned seed'})"
+                for g, r in halves)
         parts.append(text)
     return ("**Does the gap close with training?** Learning curves from checkpoints kept along training (U-Net, "
             "paired over the test cases, 95 % CI; verdicts and what did not complete: docs/experiments.md, *Does "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from satgate_monai.experiments.curves import gap_table, selection_table
-from satgate_monai.experiments.curves_report import compute, render_section, replace_block
+from satgate_monai.experiments.curves_report import compute, render_section, replace_block, summary_paragraph
 
 
 def _cell(gate: str, seed: int, dice: dict[int, list[float]], selection: bool = False) -> dict:
@@ -67,3 +67,34 @@ def test_the_draw_row_holds_the_seeds_that_reached_a_kept_epoch():
     assert draw["epoch"] == 0 and draw["seeds"] == [0, 1] and draw["off"] == 0.5
     run["cells"][1]["initial"] = [[-0.5, -0.1, -0.2, 0.7]]  # seed 0 alone reached epoch 20: its own draw is read
     assert selection_table(run, "sat")[-1]["draw_off"] == 0.75
+
+
+def test_the_halves_of_sat_get_their_own_rows_and_verdicts():
+    """ST and AT are compared with ORG, and SAT with each of them; ST's selection gets its own verdict."""
+    run = _run()
+    org = {e: [c["dice"] for c in run["cells"][0]["kept"][e]["cases"]] for e in (10, 20)}
+    for seed in (0, 1):
+        epochs = (10, 20) if seed == 0 else (10,)
+        run["cells"].append(_cell("st", seed, {e: [v + 0.05 for v in org[e]] for e in epochs}, True))
+        run["cells"].append(_cell("at", seed, {e: [v - 0.2 for v in org[e]] for e in epochs}))
+    numbers = compute([("Skin", run)], [], n_boot=200)
+    sat_vs_st = numbers["parts"]["Skin"]["st"]
+    assert [r["epoch"] for r in sat_vs_st] == [10, 20] and abs(sat_vs_st[0]["dice"]["mean_difference"] + 0.15) < 1e-9
+    text, verdicts = render_section([("Skin", run)], [], numbers, {}, None)
+    assert "| Skin | SAT − ST | 10 | 01 | 9 | " in text and "| Skin | SAT − AT | 10 | 01 | 9 | " in text
+    parts = verdicts["parts"]
+    assert parts[0].startswith("Skin, ST − ORG: ST is above ORG at epoch 10")
+    assert parts[1].startswith("Skin, AT − ORG: AT is below ORG at epoch 10")
+    assert parts[2].startswith("Skin, SAT − ST: SAT is below ST at epoch 10")
+    assert parts[3].startswith("Skin, SAT − AT: SAT is above AT at epoch 10")
+    assert [v.split(":")[0] for v in verdicts["selection"]] == ["Skin, SAT", "Skin, ST"]
+    assert "| Skin | ST | draw | 01 |" in text
+
+
+def test_the_readme_summary_names_each_half_at_its_last_epoch():
+    run = _run()
+    org = [c["dice"] for c in run["cells"][0]["kept"][10]["cases"]]
+    run["cells"].append(_cell("st", 0, {10: [v + 0.05 for v in org]}, True))
+    paragraph = summary_paragraph(compute([("Skin", run)], [], n_boot=200))
+    assert "ST − ORG 0.050 [" in paragraph and "at epoch 10 (seed(s) 0, not every planned seed)" in paragraph
+    assert "; AT − ORG" not in paragraph and ", AT − ORG" not in paragraph
