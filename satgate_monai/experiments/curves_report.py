@@ -91,7 +91,8 @@ def _status(run: dict) -> list[str]:
     by_gate: dict[str, dict[int, dict]] = {}
     for c in run["cells"]:
         by_gate.setdefault(c["gate"], {})[c["seed"]] = c
-    for gate in ("org", "at", "st", "sat"):
+    planned_gates = set(run["settings"].get("gates") or ()) | set(by_gate)
+    for gate in [g for g in ("org", "at", "st", "sat") if g in planned_gates or not planned_gates]:
         cells = by_gate.get(gate, {})
         if not cells:
             lines.append(f"{GATE_LABELS[gate]}: not started")

@@ -98,3 +98,14 @@ def test_the_readme_summary_names_each_half_at_its_last_epoch():
     paragraph = summary_paragraph(compute([("Skin", run)], [], n_boot=200))
     assert "ST − ORG 0.050 [" in paragraph and "at epoch 10 (seed(s) 0, not every planned seed)" in paragraph
     assert "; AT − ORG" not in paragraph and ", AT − ORG" not in paragraph
+
+
+def test_the_status_lists_the_gates_the_run_plans():
+    """A gate the run planned but never started is listed as not started; a gate it never planned is not listed."""
+    run = _run()
+    run["settings"]["gates"] = ["org", "sat"]
+    text, _ = render_section([("Skin", run)], [], compute([("Skin", run)], [], n_boot=200), {}, None)
+    assert "- ORG: " in text and "- SAT: " in text and "- AT: " not in text
+    run["settings"]["gates"] = ["org", "at", "st", "sat"]
+    text, _ = render_section([("Skin", run)], [], compute([("Skin", run)], [], n_boot=200), {}, None)
+    assert "- AT: not started" in text and "- ST: not started" in text
