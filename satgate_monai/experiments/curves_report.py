@@ -257,7 +257,7 @@ def compute(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, dict]], 
 def render_section(runs: Sequence[tuple[str, dict]], adam: Sequence[tuple[str, dict]], numbers: dict,
                    figures: dict[str, str], load: dict | None) -> tuple[str, dict]:
     """The markdown of the section (without its markers) from :func:`compute`'s ``numbers``, and the verdicts
-    (``{"gap", "selection", "consistency", "adam"}``: lists of sentences)."""
+    (``{"gap", "selection", "consistency", "parts", "adam"}``: lists of sentences)."""
     gaps, adam_gaps, selection = numbers["gaps"], numbers["adam"], numbers["selection"]
     parts = numbers.get("parts") or {name: {ref: [] for ref in PARTS} for name, _ in runs}
     lines = [TITLE, "",
